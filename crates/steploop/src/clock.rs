@@ -1,0 +1,92 @@
+//! The loop's clock: `CLOCK_MONOTONIC` (Python's `time.monotonic()`), or a virtual clock for
+//! tests that moves only when advanced.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sys;
+
+/// Which clock a loop reads.
+///
+/// ```
+/// use steploop::Clock;
+/// let c = Clock::virtual_at(100.0, true);
+/// assert_eq!(c.now(), 100.0);
+/// c.advance(1.5);
+/// assert_eq!(c.now(), 101.5);
+/// assert!(Clock::monotonic().now() > 0.0);
+/// ```
+#[derive(Debug)]
+pub struct Clock {
+    /// `f64` bits of the virtual time; unused for the real clock.
+    virtual_now: AtomicU64,
+    kind: ClockKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClockKind {
+    Monotonic,
+    Virtual { autojump: bool },
+}
+
+impl Clock {
+    /// The real clock: `CLOCK_MONOTONIC`, never cached.
+    pub fn monotonic() -> Self {
+        Clock {
+            virtual_now: AtomicU64::new(0),
+            kind: ClockKind::Monotonic,
+        }
+    }
+
+    /// A virtual clock starting at `start` seconds. With `autojump`, an iteration that finds
+    /// nothing ready and no I/O jumps the clock to the next timer instead of waiting.
+    pub fn virtual_at(start: f64, autojump: bool) -> Self {
+        Clock {
+            virtual_now: AtomicU64::new(start.to_bits()),
+            kind: ClockKind::Virtual { autojump },
+        }
+    }
+
+    /// Current time in seconds.
+    #[inline]
+    pub fn now(&self) -> f64 {
+        match self.kind {
+            ClockKind::Monotonic => sys::monotonic(),
+            ClockKind::Virtual { .. } => f64::from_bits(self.virtual_now.load(Ordering::Acquire)),
+        }
+    }
+
+    /// Whether this is a virtual clock.
+    pub fn is_virtual(&self) -> bool {
+        matches!(self.kind, ClockKind::Virtual { .. })
+    }
+
+    /// Whether this virtual clock jumps to the next timer when the loop is idle.
+    pub fn autojump(&self) -> bool {
+        matches!(self.kind, ClockKind::Virtual { autojump: true })
+    }
+
+    /// Moves a virtual clock forward by `seconds` (negative and NaN are ignored); no effect on
+    /// the real clock.
+    pub fn advance(&self, seconds: f64) {
+        if self.is_virtual() && seconds > 0.0 {
+            let now = self.now();
+            self.set(now + seconds);
+        }
+    }
+
+    /// Sets a virtual clock to `t` if that is later than now.
+    pub(crate) fn jump_to(&self, t: f64) {
+        if self.is_virtual() && t > self.now() {
+            self.set(t);
+        }
+    }
+
+    fn set(&self, t: f64) {
+        self.virtual_now.store(t.to_bits(), Ordering::Release);
+    }
+
+    /// The clock's resolution in seconds (asyncio's `_clock_resolution`).
+    pub fn resolution(&self) -> f64 {
+        sys::monotonic_resolution()
+    }
+}

@@ -1,0 +1,46 @@
+//! steploop: an event loop engine whose single iteration, [`EventLoop::run_once`], is a public,
+//! cheap, documented API — and the engine of the `steploop` asyncio loop for Python.
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//!
+//! let lp = steploop::EventLoop::new().unwrap();
+//! let log = Rc::new(RefCell::new(Vec::new()));
+//! let (a, b) = (log.clone(), log.clone());
+//! lp.call_later(Duration::ZERO, move || a.borrow_mut().push("timer"));
+//! lp.call_soon(move || b.borrow_mut().push("soon"));
+//! let step = lp.run_once(None).unwrap();
+//! // `call_later(0)` stays a timer: it runs after the callbacks already ready.
+//! assert_eq!(step.callbacks, 2);
+//! assert_eq!(*log.borrow(), ["soon", "timer"]);
+//! ```
+//!
+//! # Implementation
+//!
+//! One loop is one thread. The loop owns one `mio::Poll` (epoll on Linux) and one `mio::Waker`
+//! (an eventfd), created with the loop and kept for its whole life, so entering and leaving
+//! `run_forever` or `run_once` costs no syscall besides the `epoll_wait` itself. File
+//! descriptors are registered level-triggered, like asyncio's `EpollSelector`. Timers live in a
+//! binary heap ordered like Python's `heapq`; cancellation is lazy. Other threads reach the
+//! loop through a [`Remote`], which queues under a short lock and writes the eventfd only when
+//! the loop is blocked in the poll. No other thread is started.
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod clock;
+mod core;
+mod error;
+mod reactor;
+mod stats;
+mod step;
+mod sys;
+mod timer;
+
+pub use crate::clock::Clock;
+pub use crate::core::{Callback, Core, Runner, MAX_POLL_TIMEOUT};
+pub use crate::error::{Error, Result};
+pub use crate::reactor::{IoTable, Reactor, Readiness, Watchers, WAKER_TOKEN};
+pub use crate::stats::Stats;
+pub use crate::step::Step;
+pub use crate::timer::{TieBreak, TimerHeap, MIN_SCHEDULED_FOR_COMPACTION};
