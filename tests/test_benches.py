@@ -1,0 +1,128 @@
+"""Keep the Python benchmarks working: `benches/run.py --quick` on every loop, no timings.
+
+The benches report a loop that is missing or fails on a workload in its row instead of
+crashing, so this checks the shape of the report and that asyncio, the reference, ran every
+workload. It asserts nothing about speed (STYLE.md: never a timed test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHES = ROOT / "benches"
+LOOPS = ["asyncio", "uvloop", "rloop", "steploop"]
+
+
+def workload_names() -> list[str]:
+    sys.path.insert(0, str(BENCHES))
+    try:
+        import workloads
+    finally:
+        sys.path.remove(str(BENCHES))
+    return list(workloads.WORKLOADS)
+
+
+def test_quick_run_reports_every_workload_on_every_loop(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCHES / "run.py"), "--quick", "--json", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+
+    names = workload_names()
+    assert [w["name"] for w in data["workloads"]] == names
+    rows = {(r["workload"], r["loop"]): r for r in data["results"]}
+    assert len(rows) == len(data["results"]), "duplicate rows"
+    assert set(rows) == {(w, lp) for w in names for lp in LOOPS}
+
+    for (workload, loop), row in rows.items():
+        if row["status"] == "ok":
+            assert row["median"] > 0 and row["samples"], (workload, loop)
+        else:
+            # reported, with a reason, not crashed
+            assert row["error"], (workload, loop, row["status"])
+        if loop == "asyncio":
+            assert row["status"] == "ok", (workload, row.get("error"))
+            assert row["vs_asyncio"] == 1.0
+    for loop, info in data["meta"]["loops"].items():
+        assert info["available"] == bool(info["version"]), loop
+    assert data["meta"]["quick"] is True
+    assert "samples" in data["meta"] and data["meta"]["cpu"]
+
+
+def test_render_writes_markdown_and_chart(tmp_path: Path) -> None:
+    """render.py turns a results file into the markdown page (chart if matplotlib is there)."""
+    results = {
+        "meta": {
+            "date": "2024-01-01T00:00:00+00:00",
+            "cpu": "Test CPU",
+            "cores": 2,
+            "python": "3.11.0",
+            "platform": "test",
+            "loops": {
+                "asyncio": {"available": True, "version": "3.11.0", "error": None},
+                "steploop": {"available": False, "version": None, "error": "not installed"},
+            },
+            "quick": True,
+            "samples": 1,
+            "command": "python benches/run.py --quick",
+            "elapsed": 1.0,
+        },
+        "workloads": [{"name": "w", "group": "scheduling", "description": "a workload"}],
+        "results": [
+            {
+                "workload": "w",
+                "loop": "asyncio",
+                "status": "ok",
+                "samples": [10.0],
+                "median": 10.0,
+                "min": 10.0,
+                "max": 10.0,
+                "vs_asyncio": 1.0,
+                "vs_best_other": None,
+                "best_other": None,
+                "variant": "",
+                "error": None,
+            },
+            {
+                "workload": "w",
+                "loop": "steploop",
+                "status": "not installed",
+                "samples": [],
+                "median": None,
+                "min": None,
+                "max": None,
+                "vs_asyncio": None,
+                "vs_best_other": None,
+                "best_other": None,
+                "variant": "",
+                "error": "not installed",
+            },
+        ],
+    }
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(results))
+    md = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHES / "render.py"), "--json", str(src), "--out", str(md)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = md.read_text()
+    assert "Test CPU" in text and "| `w` | 10 | n/a |" in text
