@@ -25,12 +25,12 @@ import re
 import sys
 import time
 import traceback
-import types
 import unittest
 from collections.abc import Iterator
 from typing import IO, Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bindings
 import scope
 
 MESSAGE_LIMIT = 6000
@@ -88,37 +88,13 @@ def install_steploop() -> None:
         loop.close()
 
 
-def new_loop_factory(loop_name: str) -> Any:
+def loop_factory(loop_name: str) -> bindings.LoopFactory:
+    """The loop under test, built directly (not through the policy, which tests replace)."""
     if loop_name == "steploop":
         import steploop
 
-        return steploop.new_event_loop
-    return asyncio.new_event_loop
-
-
-def bind_loop_classes(module: types.ModuleType, short: str, loop_name: str) -> None:
-    """Swap the module's asyncio-selector-loop TestCases for one class bound to our loop."""
-    binding = scope.LOOP_BINDINGS.get(short)
-    if binding is None:
-        return
-    for name in binding.replaced:
-        if hasattr(module, name):
-            delattr(module, name)
-    bases: list[type] = []
-    for dotted in binding.mixins:
-        obj: Any = module
-        for part in dotted.split("."):
-            obj = getattr(obj, part)
-        bases.append(obj)
-    factory = new_loop_factory(loop_name)
-
-    def create_event_loop(self: unittest.TestCase) -> asyncio.AbstractEventLoop:
-        return factory()  # type: ignore[no-any-return]
-
-    cls = type(binding.name, tuple(bases), {"create_event_loop": create_event_loop})
-    cls.__module__ = module.__name__
-    cls.__qualname__ = binding.name
-    setattr(module, binding.name, cls)
+        return steploop.new_event_loop  # type: ignore[no-any-return]
+    return asyncio.SelectorEventLoop  # asyncio's default loop class on Unix
 
 
 def iter_tests(suite: unittest.TestSuite | unittest.TestCase) -> Iterator[unittest.TestCase]:
@@ -264,7 +240,7 @@ def main() -> int:
 
     try:
         module = importlib.import_module(scope.ID_PREFIX + args.module)
-        bind_loop_classes(module, args.module, args.loop)
+        bindings.bind(module, args.module, loop_factory(args.loop))
         loaded = unittest.defaultTestLoader.loadTestsFromModule(module)
     except unittest.SkipTest:  # the whole module skips itself (missing feature)
         return fatal("import", "skip")
