@@ -68,8 +68,8 @@ python benches/run.py --quick             # smoke test: 1 sample, tiny sizes (te
   `run_once_100_ready` uses asyncio's private `_run_once()` (safe there because callbacks are
   ready, so it does not block) and `stop(); run_forever()` on uvloop and rloop. The table
   names the API used in each row.
-- A loop that is not installed, or fails or hangs on a workload, is reported in its row;
-  the run goes on.
+- A loop that is not installed, or fails or hangs on a workload, is reported in its row
+  (a pair that failed once is not sampled again); the run goes on.
 """
 
 

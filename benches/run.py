@@ -12,10 +12,11 @@ the machine does not land on one loop only. The table gives, per workload and lo
 median throughput, the spread of the samples, the ratio to asyncio and the ratio to the
 fastest *other* loop among uvloop and rloop (higher is better for both).
 
-A loop that is not installed, or that fails or hangs on a workload, is reported in its row;
-the run goes on. The exit status is 1 only when a workload fails on asyncio itself, which
-means the benchmark is broken. ``--quick`` (one sample, tiny sizes) checks that every
-workload still runs; its figures mean nothing.
+A loop that is not installed, or that fails or hangs on a workload, is reported in its row
+(and a pair that failed once is not sampled again); the run goes on. The exit status is 1
+only when a workload fails on asyncio itself, which means the benchmark is broken.
+``--quick`` (one sample, tiny sizes) checks that every workload still runs; its figures
+mean nothing.
 
 Full runs save ``benches/results/latest.json`` unless ``--json`` says otherwise;
 ``python benches/render.py`` turns it into ``docs/benchmarks.md``.
@@ -60,13 +61,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def child_env() -> dict[str, str]:
+def child_env(quick: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in DEBUG_ENV}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # how long the echo client waits on a silent server before it gives up
+    env["BENCH_CLIENT_TIMEOUT"] = "3" if quick else "15"
     return env
 
 
-def run_child(args: list[str], timeout: float) -> tuple[int | None, dict[str, Any], str]:
+def run_child(
+    args: list[str], timeout: float, quick: bool = False
+) -> tuple[int | None, dict[str, Any], str]:
     """Run workloads.py with ``args`` in its own session; return (status, json, stderr).
 
     The status is None on timeout, after the whole process group (the workload and its echo
@@ -77,7 +82,7 @@ def run_child(args: list[str], timeout: float) -> tuple[int | None, dict[str, An
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=child_env(),
+        env=child_env(quick),
         start_new_session=True,
     )
     try:
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown loop(s) {', '.join(unknown)}; known: {', '.join(wl.LOOPS)}")
     samples = args.samples or (1 if args.quick else 5)
-    timeout = args.timeout or (20.0 if args.quick else 180.0)
+    timeout = args.timeout or (10.0 if args.quick else 90.0)
     json_out = args.json or (None if args.quick else DEFAULT_JSON)
 
     started = time.monotonic()
@@ -252,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             progress = []
             for loop in runnable[shift:] + runnable[:shift]:
                 row = by_key[(w.name, loop)]
-                code, data, err = run_child([loop, w.name, str(row["size"])], timeout)
+                if row["errors"]:
+                    continue  # failed or hung once: the next samples would too, and take time
+                code, data, err = run_child([loop, w.name, str(row["size"])], timeout, args.quick)
                 if code == 0 and "ops_per_sec" in data:
                     row["samples"].append(data["ops_per_sec"])
                     row["ops"] = data["ops"]
