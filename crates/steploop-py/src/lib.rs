@@ -1,1 +1,30 @@
-//! placeholder
+//! `steploop._steploop`: the Python binding of the steploop engine.
+//!
+//! Thin by design: conversions, pyclasses and GIL handling. The iteration itself is
+//! `steploop::Core::run_once`; this crate only says how a Python handle runs.
+
+mod error;
+mod handle;
+mod loop_core;
+mod py;
+mod report;
+mod runner;
+
+use pyo3::prelude::*;
+
+/// The native half of steploop; see the `steploop` package for the public API.
+#[pymodule(gil_used = true)]
+mod _steploop {
+    #[pymodule_export]
+    use crate::handle::{Handle, TimerHandle};
+    #[pymodule_export]
+    use crate::loop_core::LoopCore;
+    #[pymodule_export]
+    use crate::report::StepReport;
+
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+}

@@ -54,6 +54,16 @@ pub trait Runner<C> {
     fn ran(&mut self, _cb: &C, _seconds: f64) {}
 }
 
+/// asyncio's `min(max(0, t), MAXIMUM_SELECT_TIMEOUT)`, where a NaN deadline (Python's `max`
+/// keeps its first argument when comparisons are false) means "now".
+fn clamp_timeout(t: f64) -> f64 {
+    if t > 0.0 {
+        t.min(MAX_POLL_TIMEOUT)
+    } else {
+        0.0
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic never happens under these locks (no user code runs under them), but a poisoned
     // lock must not turn into a second panic: the data is still consistent.
@@ -267,7 +277,7 @@ impl<C: Callback> Core<C> {
             return Some(0.0);
         }
         let when = self.next_deadline()?;
-        Some((when - self.time()).clamp(0.0, MAX_POLL_TIMEOUT))
+        Some(clamp_timeout(when - self.time()))
     }
 
     /// A snapshot of the statistics.
@@ -316,7 +326,7 @@ impl<C: Callback> Core<C> {
                     None
                 }
             } else {
-                Some((when - self.time()).clamp(0.0, MAX_POLL_TIMEOUT))
+                Some(clamp_timeout(when - self.time()))
             }
         } else {
             None
@@ -329,7 +339,9 @@ impl<C: Callback> Core<C> {
         // 3. Poll. A zero timeout does not give up the GIL (nothing can block).
         let poll_start = self.time();
         let mut events = std::mem::take(&mut *lock(&self.events));
-        let wait = timeout.map(Duration::from_secs_f64);
+        // A huge `max_wait` (e.g. `Duration::MAX`) does not fit back into a `Duration` after
+        // the round trip through `f64`: saturate instead of panicking.
+        let wait = timeout.map(|t| Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX));
         let reactor = &self.reactor;
         let res = if wait == Some(Duration::ZERO) {
             reactor.wait(wait, &mut events)

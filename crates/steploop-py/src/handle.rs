@@ -1,0 +1,373 @@
+//! `Handle` and `TimerHandle`: what `call_soon`/`call_later`/`call_at`/`add_reader` return,
+//! with asyncio's behaviour, repr and exception reporting.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::loop_core::LoopCore;
+use crate::py::{imports, run_in_context};
+
+/// The references a handle holds; cleared by `cancel()` (callback and args, as asyncio does)
+/// and by the garbage collector.
+#[derive(Default)]
+pub(crate) struct Refs {
+    callback: Option<Py<PyAny>>,
+    args: Option<Py<PyTuple>>,
+    context: Option<Py<PyAny>>,
+    source_traceback: Option<Py<PyAny>>,
+    /// The repr kept when a handle is cancelled in debug mode.
+    repr: Option<String>,
+}
+
+/// A callback scheduled on the loop (asyncio's `Handle`).
+#[pyclass(subclass, frozen, module = "steploop")]
+pub struct Handle {
+    /// Callback, args, context. Locked only to copy or clear references; never across a call.
+    refs: Mutex<Refs>,
+    /// The loop that owns the handle (for the exception handler and timer bookkeeping).
+    lp: Py<LoopCore>,
+    cancelled: AtomicBool,
+    /// Deadline in loop time for timers; `None` for plain handles.
+    when: Option<f64>,
+    /// Whether the timer is in the loop's heap (asyncio's `_scheduled`).
+    scheduled: AtomicBool,
+}
+
+/// A timer (asyncio's `TimerHandle`): a `Handle` with a deadline.
+#[pyclass(extends = Handle, frozen, module = "steploop")]
+pub struct TimerHandle;
+
+/// A handle as the engine holds it (a local type, so the engine's trait can be implemented).
+/// Cloned only with the GIL held: the engine clones fd watchers while dispatching events,
+/// which happens after the poll has re-acquired it.
+#[derive(Clone)]
+pub(crate) struct HandleRef(pub Py<Handle>);
+
+impl steploop::Callback for HandleRef {
+    #[inline]
+    fn is_cancelled(&self) -> bool {
+        self.0.get().cancelled.load(Ordering::Relaxed)
+    }
+    fn unscheduled(&self) {
+        self.0.get().scheduled.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Arguments to build a handle.
+pub(crate) struct NewHandle {
+    pub callback: Py<PyAny>,
+    pub args: Py<PyTuple>,
+    pub context: Py<PyAny>,
+    pub lp: Py<LoopCore>,
+    pub when: Option<f64>,
+    pub source_traceback: Option<Py<PyAny>>,
+}
+
+impl Handle {
+    fn refs(&self) -> MutexGuard<'_, Refs> {
+        self.refs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a plain handle or, with `when`, a timer handle; returns it as a `Handle`.
+    pub(crate) fn create(py: Python<'_>, h: NewHandle) -> PyResult<Py<Handle>> {
+        let timer = h.when.is_some();
+        let base = Handle {
+            refs: Mutex::new(Refs {
+                callback: Some(h.callback),
+                args: Some(h.args),
+                context: Some(h.context),
+                source_traceback: h.source_traceback,
+                repr: None,
+            }),
+            lp: h.lp,
+            cancelled: AtomicBool::new(false),
+            when: h.when,
+            scheduled: AtomicBool::new(timer),
+        };
+        if timer {
+            let init = PyClassInitializer::from(base).add_subclass(TimerHandle);
+            Ok(Bound::new(py, init)?.into_super().unbind())
+        } else {
+            Py::new(py, base)
+        }
+    }
+
+    /// Runs the callback in its context, as `Handle._run` does: an exception goes to the
+    /// loop's exception handler, except `SystemExit` and `KeyboardInterrupt`, which propagate.
+    pub(crate) fn run(slf: &Bound<'_, Handle>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let (callback, args, context, tb) = {
+            let r = this.refs();
+            match (&r.callback, &r.args, &r.context) {
+                (Some(c), Some(a), Some(x)) => (
+                    c.clone_ref(py),
+                    a.clone_ref(py),
+                    x.clone_ref(py),
+                    r.source_traceback.as_ref().map(|t| t.clone_ref(py)),
+                ),
+                // Cancelled (or cleared by the GC) after it was queued: nothing to run.
+                _ => return Ok(()),
+            }
+        };
+        let (callback, args) = (callback.into_bound(py), args.into_bound(py));
+        let res = run_in_context(py, context.bind(py), &callback, &args);
+        let Err(err) = res else { return Ok(()) };
+        if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
+        {
+            return Err(err);
+        }
+        let cb = imports(py)?
+            .format_callback_source
+            .call1(py, (&callback, &args))?;
+        let ctx = PyDict::new(py);
+        ctx.set_item("message", format!("Exception in callback {cb}"))?;
+        ctx.set_item("exception", err.value(py))?;
+        ctx.set_item("handle", slf)?;
+        if let Some(tb) = tb {
+            if tb.bind(py).is_truthy()? {
+                ctx.set_item("source_traceback", tb)?;
+            }
+        }
+        this.lp.bind(py).call_method1("call_exception_handler", (ctx,))?;
+        Ok(())
+    }
+
+    fn repr_info(slf: &Bound<'_, Handle>) -> PyResult<Vec<String>> {
+        let py = slf.py();
+        let this = slf.get();
+        let name = slf.get_type().name()?.to_string();
+        let mut info = vec![name];
+        let cancelled = this.cancelled.load(Ordering::Relaxed);
+        if cancelled {
+            info.push("cancelled".into());
+        }
+        if let Some(when) = this.when {
+            let pos = if cancelled { 2 } else { 1 };
+            info.insert(pos, format!("when={}", PyFloat::new(py, when).repr()?));
+        }
+        let (callback, args, tb) = {
+            let r = this.refs();
+            (
+                r.callback.as_ref().map(|c| c.clone_ref(py)),
+                r.args.as_ref().map(|a| a.clone_ref(py)),
+                r.source_traceback.as_ref().map(|t| t.clone_ref(py)),
+            )
+        };
+        if let Some(callback) = callback {
+            let args = args.map_or_else(|| py.None(), |a| a.into_any());
+            let src = imports(py)?
+                .format_callback_source
+                .call1(py, (callback, args))?;
+            info.push(src.bind(py).str()?.to_string());
+        }
+        if let Some(tb) = tb {
+            let tb = tb.bind(py);
+            if tb.is_truthy()? {
+                let frame = tb.get_item(-1)?;
+                info.push(format!(
+                    "created at {}:{}",
+                    frame.get_item(0)?.str()?,
+                    frame.get_item(1)?.str()?
+                ));
+            }
+        }
+        Ok(info)
+    }
+
+    /// `handle.cancel()` from Rust.
+    pub(crate) fn cancel_handle(slf: &Bound<'_, Handle>) -> PyResult<()> {
+        Self::cancel(slf)
+    }
+
+    /// The deadline, for timers.
+    pub(crate) fn when_value(&self) -> Option<f64> {
+        self.when
+    }
+}
+
+#[pymethods]
+impl Handle {
+    /// Cancel the call. If the callback is already canceled or executed, this method has no
+    /// effect.
+    fn cancel(slf: &Bound<'_, Handle>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.cancelled.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        if this.when.is_some() && this.scheduled.load(Ordering::Relaxed) {
+            this.lp.get().core().timer_cancelled();
+        }
+        let debug = this.lp.get().debug();
+        let keep_repr = if debug {
+            // Keep a representation in debug mode, for the "Executing <Handle ...>" warning.
+            this.cancelled.store(false, Ordering::Relaxed);
+            let r = Self::__repr__(slf);
+            this.cancelled.store(true, Ordering::Relaxed);
+            Some(r?)
+        } else {
+            None
+        };
+        let (cb, args) = {
+            let mut r = this.refs();
+            if keep_repr.is_some() {
+                r.repr = keep_repr;
+            }
+            (r.callback.take(), r.args.take())
+        };
+        // Dropped here, with no lock held: their finalizers may call back into the loop.
+        drop((cb, args));
+        let _ = py;
+        Ok(())
+    }
+
+    /// Return True if the callback was cancelled.
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Return the `contextvars.Context` the callback runs in.
+    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.refs()
+            .context
+            .as_ref()
+            .map_or_else(|| py.None(), |c| c.clone_ref(py))
+    }
+
+    /// Run the callback now (asyncio's private `Handle._run`).
+    fn _run(slf: &Bound<'_, Handle>) -> PyResult<()> {
+        Handle::run(slf)
+    }
+
+    #[getter]
+    fn _cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn _callback(&self, py: Python<'_>) -> Py<PyAny> {
+        self.refs()
+            .callback
+            .as_ref()
+            .map_or_else(|| py.None(), |c| c.clone_ref(py))
+    }
+
+    #[getter]
+    fn _args(&self, py: Python<'_>) -> Py<PyAny> {
+        self.refs()
+            .args
+            .as_ref()
+            .map_or_else(|| py.None(), |a| a.clone_ref(py).into_any())
+    }
+
+    #[getter]
+    fn _context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.get_context(py)
+    }
+
+    #[getter]
+    fn _loop(&self, py: Python<'_>) -> Py<PyAny> {
+        self.lp.clone_ref(py).into_any()
+    }
+
+    #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Py<PyAny> {
+        self.refs()
+            .source_traceback
+            .as_ref()
+            .map_or_else(|| py.None(), |t| t.clone_ref(py))
+    }
+
+    #[getter]
+    fn _repr(&self) -> Option<String> {
+        self.refs().repr.clone()
+    }
+
+    fn __repr__(slf: &Bound<'_, Handle>) -> PyResult<String> {
+        if let Some(r) = slf.get().refs().repr.clone() {
+            return Ok(r);
+        }
+        Ok(format!("<{}>", Self::repr_info(slf)?.join(" ")))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.lp)?;
+        if let Ok(r) = self.refs.try_lock() {
+            visit.call(&r.callback)?;
+            visit.call(&r.args)?;
+            visit.call(&r.context)?;
+            visit.call(&r.source_traceback)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let old = std::mem::take(&mut *self.refs());
+        drop(old);
+    }
+}
+
+#[pymethods]
+impl TimerHandle {
+    /// Return a scheduled callback time: an absolute timestamp in loop time.
+    fn when(slf: &Bound<'_, TimerHandle>) -> f64 {
+        slf.as_super().get().when.unwrap_or(f64::NAN)
+    }
+
+    #[getter]
+    fn _when(slf: &Bound<'_, TimerHandle>) -> f64 {
+        Self::when(slf)
+    }
+
+    #[getter]
+    fn _scheduled(slf: &Bound<'_, TimerHandle>) -> bool {
+        slf.as_super().get().scheduled.load(Ordering::Relaxed)
+    }
+
+    fn __hash__(slf: &Bound<'_, TimerHandle>) -> PyResult<isize> {
+        PyFloat::new(slf.py(), Self::when(slf)).hash()
+    }
+
+    fn __richcmp__(
+        slf: &Bound<'_, TimerHandle>,
+        other: &Bound<'_, PyAny>,
+        op: pyo3::basic::CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        use pyo3::basic::CompareOp::*;
+        let py = slf.py();
+        let Ok(other) = other.cast::<TimerHandle>() else {
+            return Ok(py.NotImplemented());
+        };
+        let (a, b) = (Self::when(slf), Self::when(other));
+        let r = match op {
+            Lt => a < b,
+            Le => a < b || slf.is(other) || a == b,
+            Gt => a > b,
+            Ge => a > b || a == b,
+            Eq => slf.is(other) || a == b && {
+                let (x, y) = (slf.as_super().get(), other.as_super().get());
+                let (rx, ry) = (x.refs(), y.refs());
+                let same = |p: &Option<Py<PyAny>>, q: &Option<Py<PyAny>>| match (p, q) {
+                    (Some(p), Some(q)) => p.bind(py).eq(q.bind(py)).unwrap_or(false),
+                    (None, None) => true,
+                    _ => false,
+                };
+                same(&rx.callback, &ry.callback)
+                    && match (&rx.args, &ry.args) {
+                        (Some(p), Some(q)) => p.bind(py).eq(q.bind(py)).unwrap_or(false),
+                        (None, None) => true,
+                        _ => false,
+                    }
+                    && x.cancelled.load(Ordering::Relaxed) == y.cancelled.load(Ordering::Relaxed)
+            },
+            Ne => return Ok((!Self::__richcmp__(slf, other, Eq)?.bind(py).is_truthy()?).into_pyobject(py)?.to_owned().into_any().unbind()),
+        };
+        Ok(r.into_pyobject(py)?.to_owned().into_any().unbind())
+    }
+}

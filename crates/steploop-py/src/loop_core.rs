@@ -1,0 +1,677 @@
+//! `LoopCore`: the native base of `steploop.Loop`. It implements the hot half of
+//! `asyncio.AbstractEventLoop` — scheduling, timers, the iteration, `run_forever`, fd watchers —
+//! and the forced-iteration API; the Python subclass adds the rest from asyncio's own layers.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+
+use steploop::{Clock, Core, TieBreak};
+
+use crate::error::EngineError;
+use crate::handle::{Handle, HandleRef, NewHandle};
+use crate::py::{copy_context, imports, thread_ident};
+use crate::report::StepReport;
+use crate::runner::PyRunner;
+
+/// The engine state of one Python loop.
+#[pyclass(subclass, frozen, module = "steploop._steploop")]
+pub struct LoopCore {
+    core: Core<HandleRef>,
+    /// `loop._debug`.
+    debug: AtomicBool,
+    /// `loop._closed`.
+    closed: AtomicBool,
+    /// `loop._thread_id` (`threading.get_ident()` of the running thread); 0 when not running.
+    thread_id: AtomicU64,
+    /// Nested `run_*` calls are allowed (`new_event_loop(reentrant=True)`).
+    reentrant: AtomicBool,
+}
+
+/// What `enter` changed, for `exit` to restore.
+struct Entered {
+    old_hooks: Py<PyAny>,
+    old_thread: u64,
+    old_running: Py<PyAny>,
+    nested: bool,
+}
+
+fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
+    // selectors._fileobj_to_fd
+    let fd: i64 = if let Ok(fd) = obj.extract::<i64>() {
+        fd
+    } else {
+        match obj.call_method0("fileno").and_then(|f| f.extract::<i64>()) {
+            Ok(fd) => fd,
+            Err(_) => {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid file object: {}",
+                    obj.repr()?
+                )))
+            }
+        }
+    };
+    if fd < 0 || fd > i32::MAX as i64 {
+        return Err(PyValueError::new_err(format!("Invalid file descriptor: {fd}")));
+    }
+    Ok(fd as i32)
+}
+
+impl LoopCore {
+    /// The engine.
+    pub(crate) fn core(&self) -> &Core<HandleRef> {
+        &self.core
+    }
+
+    /// Debug mode.
+    pub(crate) fn debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
+    fn check_closed(&self) -> PyResult<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(PyRuntimeError::new_err("Event loop is closed"));
+        }
+        Ok(())
+    }
+
+    fn check_thread(&self) -> PyResult<()> {
+        let tid = self.thread_id.load(Ordering::Relaxed);
+        if tid != 0 && tid != thread_ident() {
+            return Err(PyRuntimeError::new_err(
+                "Non-thread-safe operation invoked on an event loop other than the current one",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_callback(py: Python<'_>, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+        let imp = imports(py)?;
+        if imp.iscoroutine.call1(py, (callback,))?.is_truthy(py)?
+            || imp.iscoroutinefunction.call1(py, (callback,))?.is_truthy(py)?
+        {
+            return Err(PyTypeError::new_err(format!(
+                "coroutines cannot be used with {method}()"
+            )));
+        }
+        if !callback.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "a callable object was expected by {method}(), got {}",
+                callback.repr()?
+            )));
+        }
+        Ok(())
+    }
+
+    /// Validation shared by the scheduling methods, in asyncio's order.
+    fn precheck(&self, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+        self.check_closed()?;
+        if self.debug() {
+            if method != "call_soon_threadsafe" {
+                self.check_thread()?;
+            }
+            Self::check_callback(callback.py(), callback, method)?;
+        }
+        Ok(())
+    }
+
+    fn new_handle(
+        slf: &Bound<'_, LoopCore>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+        when: Option<f64>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let context = match context {
+            Some(c) if !c.is_none() => c.unbind(),
+            _ => copy_context(py)?,
+        };
+        let source_traceback = if slf.get().debug() {
+            let imp = imports(py)?;
+            let frame = imp.getframe.call1(py, (0,))?;
+            Some(imp.extract_stack.call1(py, (frame,))?)
+        } else {
+            None
+        };
+        Handle::create(
+            py,
+            NewHandle {
+                callback: callback.clone().unbind(),
+                args: args.clone().unbind(),
+                context,
+                lp: slf.clone().unbind(),
+                when,
+                source_traceback,
+            },
+        )
+    }
+
+    /// Makes the loop "running" in this thread (asyncio's `run_forever` prologue).
+    fn enter(slf: &Bound<'_, LoopCore>) -> PyResult<Entered> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_closed()?;
+        let imp = imports(py)?;
+        let me = thread_ident();
+        let old_thread = this.thread_id.load(Ordering::Relaxed);
+        let old_running = imp.get_running_loop.call0(py)?;
+        let nested = this.reentrant.load(Ordering::Relaxed)
+            && old_thread == me
+            && old_running.bind(py).is(slf);
+        if !nested {
+            if old_thread != 0 {
+                return Err(PyRuntimeError::new_err("This event loop is already running"));
+            }
+            if !old_running.is_none(py) {
+                return Err(PyRuntimeError::new_err(
+                    "Cannot run the event loop while another loop is running",
+                ));
+            }
+        }
+        if this.debug() {
+            slf.call_method1("_set_coroutine_origin_tracking", (true,))?;
+        }
+        let old_hooks = imp.get_asyncgen_hooks.call0(py)?;
+        this.thread_id.store(me, Ordering::Relaxed);
+        if !nested {
+            let kw = PyDict::new(py);
+            kw.set_item("firstiter", slf.getattr("_asyncgen_firstiter_hook")?)?;
+            kw.set_item("finalizer", slf.getattr("_asyncgen_finalizer_hook")?)?;
+            let res = imp
+                .set_asyncgen_hooks
+                .call(py, (), Some(&kw))
+                .and_then(|_| imp.set_running_loop.call1(py, (slf,)));
+            if let Err(e) = res {
+                this.thread_id.store(old_thread, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(Entered {
+            old_hooks,
+            old_thread,
+            old_running,
+            nested,
+        })
+    }
+
+    /// Undoes `enter` (asyncio's `run_forever` epilogue).
+    fn exit(slf: &Bound<'_, LoopCore>, e: Entered) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let imp = imports(py)?;
+        this.thread_id.store(e.old_thread, Ordering::Relaxed);
+        if e.nested {
+            return Ok(());
+        }
+        let r1 = imp.set_running_loop.call1(py, (e.old_running,));
+        let r2 = if slf
+            .getattr("_coroutine_origin_tracking_enabled")
+            .and_then(|v| v.is_truthy())
+            .unwrap_or(false)
+        {
+            slf.call_method1("_set_coroutine_origin_tracking", (false,))
+                .map(|_| ())
+        } else {
+            Ok(())
+        };
+        let r3 = imp.set_asyncgen_hooks.call1(py, e.old_hooks.bind(py).cast::<PyTuple>()?);
+        r1?;
+        r2?;
+        r3?;
+        Ok(())
+    }
+
+    /// One iteration with the GIL released around the poll.
+    fn step(slf: &Bound<'_, LoopCore>, max_wait: Option<Duration>) -> PyResult<steploop::Step> {
+        let this = slf.get();
+        let any = slf.as_any();
+        let mut runner = PyRunner {
+            py: slf.py(),
+            lp: any,
+            core: this,
+            debug: this.debug(),
+        };
+        this.core.run_once(max_wait, &mut runner)
+    }
+
+    fn parse_timeout(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+        match timeout {
+            None => Ok(None),
+            Some(t) if t.is_nan() || t < 0.0 => Err(PyValueError::new_err(format!(
+                "timeout must be a non-negative number or None, got {t}"
+            ))),
+            Some(t) => Ok(Some(Duration::from_secs_f64(t.min(steploop::MAX_POLL_TIMEOUT)))),
+        }
+    }
+
+    fn set_watcher(
+        slf: &Bound<'_, LoopCore>,
+        fd: &Bound<'_, PyAny>,
+        write: bool,
+        callback: Option<(&Bound<'_, PyAny>, &Bound<'_, PyTuple>)>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let fd = fd_of(fd)?;
+        match callback {
+            Some((cb, args)) => {
+                this.check_closed()?;
+                let handle = Self::new_handle(slf, cb, args, None, None)?;
+                let old = this
+                    .core
+                    .set_watcher(fd, write, Some(HandleRef(handle.clone_ref(py))))
+                    .map_err(EngineError)?;
+                if let Some(old) = old {
+                    Handle::cancel_handle(old.0.bind(py))?;
+                }
+                Ok(handle.into_any())
+            }
+            None => {
+                if this.closed.load(Ordering::Relaxed) || !this.core.has_watcher(fd, write) {
+                    return Ok(false.into_pyobject(py)?.to_owned().into_any().unbind());
+                }
+                // A closed fd is forgotten all the same; asyncio ignores that error too.
+                let old = this.core.set_watcher(fd, write, None).unwrap_or(None);
+                if let Some(old) = old {
+                    Handle::cancel_handle(old.0.bind(py))?;
+                }
+                Ok(true.into_pyobject(py)?.to_owned().into_any().unbind())
+            }
+        }
+    }
+}
+
+/// `loop.time()` of any loop object (used in debug timing).
+pub(crate) fn loop_time(lp: &Bound<'_, PyAny>) -> PyResult<f64> {
+    lp.call_method0("time")?.extract()
+}
+
+#[pymethods]
+impl LoopCore {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let core = Core::new(Clock::monotonic(), TieBreak::Asyncio).map_err(EngineError)?;
+        Ok(LoopCore {
+            core,
+            debug: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            thread_id: AtomicU64::new(0),
+            reentrant: AtomicBool::new(false),
+        })
+    }
+
+    /// Return the time according to the event loop's clock (`time.monotonic()`).
+    fn time(&self) -> f64 {
+        self.core.time()
+    }
+
+    /// Arrange for a callback to be called as soon as possible.
+    ///
+    /// This operates as a FIFO queue: callbacks are called in the order in which they are
+    /// registered. Each callback will be called exactly once.
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon(
+        slf: &Bound<'_, LoopCore>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let this = slf.get();
+        this.precheck(callback, "call_soon")?;
+        let handle = Self::new_handle(slf, callback, args, context, None)?;
+        this.core.push_ready(HandleRef(handle.clone_ref(slf.py())));
+        Ok(handle)
+    }
+
+    /// asyncio's private `_call_soon(callback, args, context)`.
+    fn _call_soon(
+        slf: &Bound<'_, LoopCore>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let handle = Self::new_handle(slf, callback, args, context, None)?;
+        slf.get().core.push_ready(HandleRef(handle.clone_ref(slf.py())));
+        Ok(handle)
+    }
+
+    /// Like call_soon(), but thread-safe.
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon_threadsafe(
+        slf: &Bound<'_, LoopCore>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let this = slf.get();
+        this.precheck(callback, "call_soon_threadsafe")?;
+        let handle = Self::new_handle(slf, callback, args, context, None)?;
+        this.core
+            .push_ready_threadsafe(HandleRef(handle.clone_ref(slf.py())))
+            .map_err(EngineError)?;
+        Ok(handle)
+    }
+
+    /// Arrange for a callback to be called at a given time.
+    ///
+    /// Return a Handle: an opaque object with a cancel() method that can be used to cancel
+    /// the call. The delay can be an int or float, expressed in seconds. It is always
+    /// relative to the current time.
+    #[pyo3(signature = (delay, callback, *args, context=None))]
+    fn call_later(
+        slf: &Bound<'_, LoopCore>,
+        delay: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        if delay.is_none() {
+            return Err(PyTypeError::new_err("delay must not be None"));
+        }
+        let now = slf.get().core.time();
+        let when = match delay.extract::<f64>() {
+            Ok(d) => PyFloat::new(slf.py(), now + d).into_any(),
+            // Not a float: let Python's `+` decide (and raise its own TypeError).
+            Err(_) => PyFloat::new(slf.py(), now).add(delay)?,
+        };
+        Self::call_at(slf, &when, callback, args, context)
+    }
+
+    /// Like call_later(), but uses an absolute time.
+    ///
+    /// Absolute time corresponds to the event loop's time() method.
+    #[pyo3(signature = (when, callback, *args, context=None))]
+    fn call_at(
+        slf: &Bound<'_, LoopCore>,
+        when: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        if when.is_none() {
+            return Err(PyTypeError::new_err("when cannot be None"));
+        }
+        let this = slf.get();
+        this.precheck(callback, "call_at")?;
+        let when: f64 = when.extract()?;
+        let handle = Self::new_handle(slf, callback, args, context, Some(when))?;
+        this.core.push_timer(when, HandleRef(handle.clone_ref(slf.py())));
+        Ok(handle)
+    }
+
+    /// Stop running the event loop.
+    ///
+    /// Every callback already scheduled will still run. This simply informs run_forever to
+    /// stop looping after a complete iteration.
+    fn stop(&self) {
+        self.core.stop();
+    }
+
+    /// Return whether the event loop is currently running.
+    fn is_running(&self) -> bool {
+        self.thread_id.load(Ordering::Relaxed) != 0
+    }
+
+    /// Returns True if the event loop was closed.
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    fn get_debug(&self) -> bool {
+        self.debug()
+    }
+
+    fn set_debug(slf: &Bound<'_, LoopCore>, enabled: &Bound<'_, PyAny>) -> PyResult<()> {
+        let enabled = enabled.is_truthy()?;
+        let this = slf.get();
+        this.debug.store(enabled, Ordering::Relaxed);
+        if this.is_running() {
+            let cb = slf.getattr("_set_coroutine_origin_tracking")?;
+            let args = PyTuple::new(slf.py(), [enabled])?;
+            Self::call_soon_threadsafe(slf, &cb, &args, None)?;
+        }
+        Ok(())
+    }
+
+    #[getter(_debug)]
+    fn get_debug_attr(&self) -> bool {
+        self.debug()
+    }
+
+    #[setter(_debug)]
+    fn set_debug_attr(&self, v: bool) {
+        self.debug.store(v, Ordering::Relaxed);
+    }
+
+    #[getter(_closed)]
+    fn get_closed_attr(&self) -> bool {
+        self.is_closed()
+    }
+
+    #[setter(_closed)]
+    fn set_closed_attr(&self, v: bool) {
+        self.closed.store(v, Ordering::Relaxed);
+    }
+
+    #[getter(_stopping)]
+    fn get_stopping_attr(&self) -> bool {
+        self.core.is_stopping()
+    }
+
+    #[setter(_stopping)]
+    fn set_stopping_attr(&self, v: bool) {
+        self.core.set_stopping(v);
+    }
+
+    #[getter(_thread_id)]
+    fn get_thread_id_attr(&self) -> Option<u64> {
+        match self.thread_id.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    #[setter(_thread_id)]
+    fn set_thread_id_attr(&self, v: Option<u64>) {
+        self.thread_id.store(v.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    #[getter(_reentrant)]
+    fn get_reentrant(&self) -> bool {
+        self.reentrant.load(Ordering::Relaxed)
+    }
+
+    #[setter(_reentrant)]
+    fn set_reentrant(&self, v: bool) {
+        self.reentrant.store(v, Ordering::Relaxed);
+    }
+
+    /// Run the event loop until stop() is called.
+    fn run_forever(slf: &Bound<'_, LoopCore>) -> PyResult<()> {
+        let entered = Self::enter(slf)?;
+        let this = slf.get();
+        let res = loop {
+            if let Err(e) = Self::step(slf, None) {
+                break Err(e);
+            }
+            if this.core.is_stopping() {
+                break Ok(());
+            }
+        };
+        if !entered.nested {
+            this.core.set_stopping(false);
+        }
+        let exited = Self::exit(slf, entered);
+        res?;
+        exited
+    }
+
+    /// asyncio's private `_run_once()`: one iteration, with no running-state bookkeeping.
+    fn _run_once(slf: &Bound<'_, LoopCore>) -> PyResult<()> {
+        Self::step(slf, None).map(|_| ())
+    }
+
+    /// Run one iteration of the event loop and report what it did.
+    ///
+    /// `timeout` bounds the wait for I/O or timers (0 never blocks; None waits as long as
+    /// asyncio would). The loop is running for the duration of the step.
+    #[pyo3(signature = (timeout=None))]
+    fn run_once(slf: &Bound<'_, LoopCore>, timeout: Option<f64>) -> PyResult<StepReport> {
+        let max_wait = Self::parse_timeout(timeout)?;
+        let entered = Self::enter(slf)?;
+        let res = Self::step(slf, max_wait);
+        let exited = Self::exit(slf, entered);
+        let step = res?;
+        exited?;
+        Ok(step.into())
+    }
+
+    /// Iterate with timeout 0 until no callback is ready and no timer is due.
+    ///
+    /// Returns the number of iterations that ran callbacks.
+    #[pyo3(signature = (max_steps=None))]
+    fn run_until_idle(slf: &Bound<'_, LoopCore>, max_steps: Option<i64>) -> PyResult<usize> {
+        if let Some(m) = max_steps {
+            if m < 0 {
+                return Err(PyValueError::new_err(format!(
+                    "max_steps must be a non-negative integer or None, got {m}"
+                )));
+            }
+        }
+        let limit = max_steps.map_or(usize::MAX, |m| m as usize);
+        let entered = Self::enter(slf)?;
+        let mut n = 0usize;
+        let res = loop {
+            if n >= limit {
+                break Ok(());
+            }
+            match Self::step(slf, Some(Duration::ZERO)) {
+                Err(e) => break Err(e),
+                Ok(step) => {
+                    if step.callbacks == 0 && step.timers == 0 && step.pending == 0 {
+                        break Ok(());
+                    }
+                    n += 1;
+                }
+            }
+        };
+        let exited = Self::exit(slf, entered);
+        res?;
+        exited?;
+        Ok(n)
+    }
+
+    /// A file descriptor that turns readable when the loop has I/O or a wake-up to process.
+    fn fileno(&self) -> PyResult<i32> {
+        self.check_closed()?;
+        Ok(self.core.reactor().fd())
+    }
+
+    /// Seconds until the next step has work: 0.0 if callbacks are ready, the delay to the
+    /// next timer, or None if nothing is scheduled.
+    fn time_until_next(&self) -> Option<f64> {
+        self.core.time_until_next()
+    }
+
+    /// Loop statistics as a dict (see DESIGN.md).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.core.stats();
+        let d = PyDict::new(py);
+        d.set_item("iterations", s.iterations)?;
+        d.set_item("callbacks", s.callbacks)?;
+        d.set_item("timers", s.timers)?;
+        d.set_item("io_events", s.io_events)?;
+        d.set_item("poll_time", s.poll_time.as_secs_f64())?;
+        d.set_item("busy_time", s.busy_time.as_secs_f64())?;
+        d.set_item("utilization", s.utilization)?;
+        d.set_item("max_callback_time", s.max_callback_time.as_secs_f64())?;
+        d.set_item("lag_p50", s.lag_p50.as_secs_f64())?;
+        d.set_item("lag_p99", s.lag_p99.as_secs_f64())?;
+        Ok(d)
+    }
+
+    /// Reset the statistics.
+    fn reset_stats(&self) {
+        self.core.reset_stats();
+    }
+
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_reader(
+        slf: &Bound<'_, LoopCore>,
+        fd: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        Self::set_watcher(slf, fd, false, Some((callback, args)))
+    }
+
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_writer(
+        slf: &Bound<'_, LoopCore>,
+        fd: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        Self::set_watcher(slf, fd, true, Some((callback, args)))
+    }
+
+    fn _remove_reader(slf: &Bound<'_, LoopCore>, fd: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        Self::set_watcher(slf, fd, false, None)
+    }
+
+    fn _remove_writer(slf: &Bound<'_, LoopCore>, fd: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        Self::set_watcher(slf, fd, true, None)
+    }
+
+    /// The reader handle of `fd`, or None.
+    fn _get_reader(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
+        let _ = py;
+        Ok(self.core.watcher(fd_of(fd)?, false).map(|h| h.0))
+    }
+
+    /// The writer handle of `fd`, or None.
+    fn _get_writer(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
+        let _ = py;
+        Ok(self.core.watcher(fd_of(fd)?, true).map(|h| h.0))
+    }
+
+    /// Number of callbacks in the ready queue.
+    fn _ready_count(&self) -> usize {
+        self.core.ready_len()
+    }
+
+    /// Number of timers in the heap.
+    fn _timer_count(&self) -> usize {
+        self.core.timers_len()
+    }
+
+    /// Mark the loop closed and drop every pending callback, timer and fd watcher.
+    fn _close_core(&self, py: Python<'_>) {
+        self.closed.store(true, Ordering::Relaxed);
+        let garbage = self.core.clear();
+        // Dropped with no engine lock held: finalizers may call into the loop.
+        drop(garbage);
+        let _ = py;
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let mut res = Ok(());
+        self.core.for_each_pending(|h| {
+            if res.is_ok() {
+                res = visit.call(&h.0);
+            }
+        });
+        res
+    }
+
+    fn __clear__(&self) {
+        let garbage = self.core.clear();
+        drop(garbage);
+    }
+}

@@ -1,0 +1,95 @@
+//! The one place for raw CPython calls and cached imports.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyTuple;
+
+/// Python objects the loop needs on its paths, imported once.
+pub struct Imports {
+    /// `asyncio.log.logger`.
+    pub logger: Py<PyAny>,
+    /// `asyncio.format_helpers._format_callback_source`.
+    pub format_callback_source: Py<PyAny>,
+    /// `asyncio.format_helpers.extract_stack`.
+    pub extract_stack: Py<PyAny>,
+    /// `asyncio.base_events._format_handle`.
+    pub format_handle: Py<PyAny>,
+    /// `asyncio.events._get_running_loop`.
+    pub get_running_loop: Py<PyAny>,
+    /// `asyncio.events._set_running_loop`.
+    pub set_running_loop: Py<PyAny>,
+    /// `sys.get_asyncgen_hooks`.
+    pub get_asyncgen_hooks: Py<PyAny>,
+    /// `sys.set_asyncgen_hooks`.
+    pub set_asyncgen_hooks: Py<PyAny>,
+    /// `sys._getframe`.
+    pub getframe: Py<PyAny>,
+    /// `asyncio.coroutines.iscoroutine`.
+    pub iscoroutine: Py<PyAny>,
+    /// `asyncio.coroutines.iscoroutinefunction`.
+    pub iscoroutinefunction: Py<PyAny>,
+}
+
+static IMPORTS: PyOnceLock<Imports> = PyOnceLock::new();
+
+/// The cached imports (imported on first use).
+pub fn imports(py: Python<'_>) -> PyResult<&'static Imports> {
+    IMPORTS.get_or_try_init(py, || {
+        let get = |module: &str, name: &str| -> PyResult<Py<PyAny>> {
+            Ok(py.import(module)?.getattr(name)?.unbind())
+        };
+        Ok(Imports {
+            logger: get("asyncio.log", "logger")?,
+            format_callback_source: get("asyncio.format_helpers", "_format_callback_source")?,
+            extract_stack: get("asyncio.format_helpers", "extract_stack")?,
+            format_handle: get("asyncio.base_events", "_format_handle")?,
+            get_running_loop: get("asyncio.events", "_get_running_loop")?,
+            set_running_loop: get("asyncio.events", "_set_running_loop")?,
+            get_asyncgen_hooks: get("sys", "get_asyncgen_hooks")?,
+            set_asyncgen_hooks: get("sys", "set_asyncgen_hooks")?,
+            getframe: get("sys", "_getframe")?,
+            iscoroutine: get("asyncio.coroutines", "iscoroutine")?,
+            iscoroutinefunction: get("asyncio.coroutines", "iscoroutinefunction")?,
+        })
+    })
+}
+
+/// `contextvars.copy_context()`.
+pub fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    // SAFETY: we hold the GIL (`py`); PyContext_CopyCurrent returns a new reference or NULL
+    // with an exception set, which `from_owned_ptr_or_err` turns into a PyErr.
+    unsafe { Ok(Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())?.unbind()) }
+}
+
+/// `context.run(callback, *args)` without building a bound method: enter, call, exit.
+pub fn run_in_context<'py>(
+    py: Python<'py>,
+    context: &Bound<'py, PyAny>,
+    callback: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: GIL held; `context` is a live object. PyContext_Enter type-checks it and fails
+    // with an exception (RuntimeError if already entered, TypeError if not a Context).
+    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    let res = callback.call1(args);
+    // SAFETY: GIL held; we entered this very context just above, so exiting it is valid.
+    // Exit only fails when the context is not the current one, which cannot happen here
+    // because the call above restores the context stack when it returns.
+    if unsafe { ffi::PyContext_Exit(context.as_ptr()) } < 0 {
+        let exit_err = PyErr::fetch(py);
+        return match res {
+            Ok(_) => Err(exit_err),
+            Err(e) => Err(e),
+        };
+    }
+    res
+}
+
+/// `threading.get_ident()`.
+pub fn thread_ident() -> u64 {
+    // SAFETY: PyThread_get_thread_ident has no preconditions (it wraps pthread_self).
+    unsafe { ffi::PyThread_get_thread_ident() as u64 }
+}

@@ -1,0 +1,174 @@
+"""`steploop.Loop`: asyncio's event loop API on the steploop engine.
+
+The native base (`_steploop.LoopCore`) implements scheduling, timers, the iteration itself,
+`run_forever`, fd watchers and the forced-iteration API. This class adds what asyncio layers on
+top of a selector loop — sockets, transports, servers, pipes, subprocesses, signals, executors,
+async generators — by inheriting asyncio's own implementation, exactly as asyncio's
+`_UnixSelectorEventLoop` does over its selector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections.abc
+import selectors
+import socket
+import sys
+import weakref
+from asyncio import base_events, unix_events
+from typing import Any, Iterator, Mapping
+
+from . import _steploop
+
+__all__ = ["Loop"]
+
+
+def _run_foreign(handle: asyncio.Handle) -> None:
+    """Run an `asyncio.Handle` created outside steploop (e.g. by a signal) if still live."""
+    if not handle.cancelled():
+        handle._run()
+
+
+class _SelectorKey(selectors.SelectorKey):
+    pass
+
+
+class _SelectorView(collections.abc.Mapping):  # type: ignore[type-arg]
+    """A read-only, selector-shaped view of the loop's fd watchers.
+
+    asyncio's transports only read `loop._selector` (for their repr); this answers those reads
+    from the native fd table.
+    """
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = weakref.ref(loop)
+        self._fds: set[int] = set()
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        loop = self._loop()
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if loop is None or loop.is_closed():
+            raise KeyError(f"{fileobj!r} is not registered")
+        reader, writer = loop._get_reader(fd), loop._get_writer(fd)
+        if reader is None and writer is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        events = (selectors.EVENT_READ if reader is not None else 0) | (
+            selectors.EVENT_WRITE if writer is not None else 0
+        )
+        return selectors.SelectorKey(fileobj, fd, events, (reader, writer))
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self
+
+    def __getitem__(self, fileobj: Any) -> selectors.SelectorKey:
+        return self.get_key(fileobj)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[misc]
+    """An asyncio event loop on the steploop engine.
+
+    A drop-in replacement for the default loop, plus forced iteration as a public API::
+
+        loop = steploop.new_event_loop()
+        loop.call_soon(print, "hello")
+        report = loop.run_once(timeout=0)   # one iteration, never blocks
+        assert report.callbacks == 1
+        loop.close()
+    """
+
+    def __init__(self, *, reentrant: bool = False) -> None:
+        # asyncio's BaseEventLoop state (exception handler, executor, asyncgens, debug
+        # from PYTHONASYNCIODEBUG / -X dev, slow_callback_duration...). The selector and the
+        # self-pipe of BaseSelectorEventLoop are not created: the engine polls, and the
+        # self-pipe is made only if a signal handler needs it.
+        base_events.BaseEventLoop.__init__(self)
+        # The engine owns the ready queue and the timer heap; asyncio's containers would
+        # only mislead whoever inspects them.
+        del self._ready
+        del self._scheduled
+        self._selector = _SelectorView(self)
+        self._transports = weakref.WeakValueDictionary()
+        self._ssock: socket.socket | None = None
+        self._csock: socket.socket | None = None
+        self._signal_handlers: dict[int, asyncio.Handle] = {}
+        self._reentrant = reentrant
+
+    def _add_callback(self, handle: asyncio.Handle) -> None:
+        """Add an asyncio Handle made elsewhere (signals) to the ready queue."""
+        if not handle.cancelled():
+            self._call_soon(_run_foreign, (handle,), None)
+
+    def _add_callback_signalsafe(self, handle: asyncio.Handle) -> None:
+        self._add_callback(handle)
+        self._write_to_self()
+
+    def _write_to_self(self) -> None:
+        csock = self._csock
+        if csock is None:
+            return
+        try:
+            csock.send(b"\0")
+        except OSError:
+            if self._debug:
+                base_events.logger.debug(
+                    "Fail to write a null byte into the self-pipe socket", exc_info=True
+                )
+
+    def _process_events(self, event_list: Any) -> None:
+        """The engine dispatches fd events itself; nothing is left for this hook."""
+
+    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:
+        """Add a handler for a UNIX signal. Raise ValueError if the signal number is invalid or
+        uncatchable. Raise RuntimeError if there is a problem setting up the handler."""
+        if self._csock is None and not self.is_closed():
+            self._make_self_pipe()
+        super().add_signal_handler(sig, callback, *args)
+
+    def close(self) -> None:
+        """Close the loop: drop pending callbacks, shut the default executor down.
+
+        The loop must not be running. Pending callbacks are lost. This is idempotent and
+        irreversible.
+        """
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        if not sys.is_finalizing():
+            for sig in list(self._signal_handlers):
+                self.remove_signal_handler(sig)
+        elif self._signal_handlers:
+            import warnings
+
+            warnings.warn(
+                f"Closing the loop {self!r} on interpreter shutdown "
+                f"stage, skipping signal handlers removal",
+                ResourceWarning,
+                source=self,
+            )
+            self._signal_handlers.clear()
+        if self._ssock is not None:
+            self._close_self_pipe()
+        if self._debug:
+            base_events.logger.debug("Close %r", self)
+        self._close_core()
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self.__class__.__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
