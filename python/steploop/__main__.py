@@ -1,0 +1,133 @@
+"""Run any asyncio program on steploop.
+
+    python -m steploop [--debug] [--slow-callback-duration S] script.py [args ...]
+    python -m steploop [--debug] [--slow-callback-duration S] -m module [args ...]
+
+Installs `steploop.EventLoopPolicy` (so `asyncio.run`, `asyncio.Runner` and
+`asyncio.new_event_loop` all create steploop loops), then runs the script or module
+as `__main__`, with `sys.argv` set as if it had been started by `python` itself.
+
+`--debug` is `PYTHONASYNCIODEBUG=1`: every loop created starts in debug mode (and so
+do loops of child processes, through the environment). `--slow-callback-duration S`
+sets `loop.slow_callback_duration` on every loop created (asyncio's default: 0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import runpy
+import sys
+import traceback
+from types import TracebackType
+
+import steploop
+
+
+class _ConfiguredPolicy(steploop.EventLoopPolicy):
+    """`steploop.EventLoopPolicy` whose new loops get the command line's settings."""
+
+    def __init__(self, *, debug: bool, slow_callback_duration: float | None) -> None:
+        super().__init__()
+        self._debug = debug
+        self._slow_callback_duration = slow_callback_duration
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        if self._debug:
+            loop.set_debug(True)
+        if self._slow_callback_duration is not None:
+            loop.slow_callback_duration = self._slow_callback_duration
+        return loop
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0.0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m steploop",
+        usage="%(prog)s [-h] [--debug] [--slow-callback-duration S]"
+        " (script.py | -m module) [args ...]",
+        description="Run an asyncio program on the steploop event loop.",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="asyncio debug mode on every loop (like PYTHONASYNCIODEBUG=1)",
+    )
+    parser.add_argument(
+        "--slow-callback-duration",
+        type=_positive_float,
+        metavar="S",
+        help="in debug mode, log callbacks that run longer than S seconds (default 0.1)",
+    )
+    # Both take everything that follows, so the program's own options are not ours.
+    parser.add_argument(
+        "-m",
+        dest="module",
+        nargs=argparse.REMAINDER,
+        metavar="module [args]",
+        help="run a library module as a script (terminates the option list)",
+    )
+    parser.add_argument(
+        "script",
+        nargs=argparse.REMAINDER,
+        metavar="script.py [args]",
+        help="the script to run, and its arguments",
+    )
+    return parser
+
+
+def _strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
+    """Drop the frames of this file and of runpy from the head of a traceback."""
+    own = {__file__, runpy.__file__, "<frozen runpy>"}
+    while tb is not None and tb.tb_frame.f_code.co_filename in own:
+        tb = tb.tb_next
+    return tb
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, install the policy and run the program."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.module is not None and args.script:
+        parser.error("give either a script or -m module, not both")
+    if args.module is not None and not args.module:
+        parser.error("argument -m: expected a module name")
+    if args.module is None and not args.script:
+        parser.error("a script or -m module is required")
+    if args.debug:
+        os.environ["PYTHONASYNCIODEBUG"] = "1"
+    asyncio.set_event_loop_policy(
+        _ConfiguredPolicy(debug=args.debug, slow_callback_duration=args.slow_callback_duration)
+    )
+
+    try:
+        if args.module is not None:
+            module, *module_args = args.module
+            sys.argv = [module, *module_args]
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            script, *script_args = args.script
+            sys.argv = [script, *script_args]
+            # As `python script.py` does: the script's directory comes first on sys.path.
+            sys.path[0] = os.path.dirname(os.path.abspath(script))
+            runpy.run_path(script, run_name="__main__")
+    except Exception as exc:  # noqa: BLE001  (any error of the program)
+        # Report an error of the program as `python script.py` would: without
+        # the frames of this launcher.
+        traceback.print_exception(type(exc), exc, _strip_own_frames(exc.__traceback__))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
