@@ -9,11 +9,12 @@ the example did its job (so an example that silently prints nothing fails too).
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,9 +108,30 @@ def run_example(name: str, *launcher: str) -> Run:
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
-@functools.cache
-def reference(name: str) -> Run:
-    return run_example(name)
+LAUNCHERS = {"asyncio": (), "steploop": ("-m", "steploop")}
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest) -> Iterator[dict[tuple[str, str], Future[Run]]]:
+    """Runs of the examples the selected tests need, two at a time (they mostly sleep),
+    keyed by (loop kind, example name)."""
+    wanted: list[tuple[str, str]] = []
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if getattr(item, "module", None) is not sys.modules[__name__] or callspec is None:
+            continue
+        name = callspec.params["name"]
+        kinds = ["asyncio", "steploop"] if "steploop" in item.name else ["asyncio"]
+        wanted += [(kind, name) for kind in kinds if (kind, name) not in wanted]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {
+            (kind, name): pool.submit(run_example, name, *LAUNCHERS[kind]) for kind, name in wanted
+        }
+
+
+def _get(runs: dict[tuple[str, str], Future[Run]], kind: str, name: str) -> Run:
+    future = runs.get((kind, name))
+    return future.result() if future is not None else run_example(name, *LAUNCHERS[kind])
 
 
 def normalise(text: str) -> str:
@@ -139,16 +161,16 @@ def _check_expected(name: str, run: Run) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_on_asyncio(name: str) -> None:
-    run = reference(name)
+def test_example_on_asyncio(name: str, runs: dict[tuple[str, str], Future[Run]]) -> None:
+    run = _get(runs, "asyncio", name)
     assert run.returncode == 0, run.stderr
     _check_expected(name, run)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_same_on_steploop(name: str) -> None:
-    run = run_example(name, "-m", "steploop")
-    ref = reference(name)
+def test_example_same_on_steploop(name: str, runs: dict[tuple[str, str], Future[Run]]) -> None:
+    run = _get(runs, "steploop", name)
+    ref = _get(runs, "asyncio", name)
     assert (run.returncode, normalise(run.stdout), normalise(run.stderr)) == (
         ref.returncode,
         normalise(ref.stdout),

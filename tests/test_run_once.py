@@ -100,8 +100,8 @@ def test_report_counts_pending(sloop: Any) -> None:
 def test_report_counts_timers(sloop: Any) -> None:
     calls: list[str] = []
     now = sloop.time()
-    for name in "abc":
-        sloop.call_at(now - 1.0, calls.append, name)
+    for delta, name in ((3.0, "a"), (2.0, "b"), (1.0, "c")):
+        sloop.call_at(now - delta, calls.append, name)
     far = sloop.call_at(now + 100.0, calls.append, "far")
     sloop.call_soon(calls.append, "soon")
     report = sloop.run_once(0)
@@ -355,7 +355,7 @@ def test_fileno_readable_after_threadsafe_call(sloop: Any) -> None:
     thread = threading.Thread(target=sloop.call_soon_threadsafe, args=(lambda: None,))
     thread.start()
     thread.join()
-    readable, _, _ = select.select([fd], [], [], 10.0)
+    readable, _, _ = select.select([fd], [], [], 5.0)
     assert readable == [fd]
     report = sloop.run_once(0)
     assert report.callbacks == 1

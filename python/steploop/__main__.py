@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import builtins
+import importlib.machinery
+import io
 import os
 import runpy
 import sys
 import traceback
+import types
+import zipfile
 from types import TracebackType
 
 import steploop
@@ -33,7 +38,7 @@ class _ConfiguredPolicy(steploop.EventLoopPolicy):
         self._debug = debug
         self._slow_callback_duration = slow_callback_duration
 
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+    def new_event_loop(self) -> steploop.Loop:
         loop = super().new_event_loop()
         if self._debug:
             loop.set_debug(True)
@@ -95,6 +100,31 @@ def _strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
+def _run_script(path: str) -> None:
+    """Run a script as `python path` does: in a fresh `__main__` module whose `__file__`
+    (and code filename) is the absolute path, with the script's directory first on
+    `sys.path`. A directory or zip file is run by its `__main__.py`, through runpy."""
+    abspath = os.path.abspath(path)
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    if os.path.isdir(abspath) or zipfile.is_zipfile(abspath):
+        sys.path[0] = abspath
+        runpy.run_path(abspath, run_name="__main__")
+        return
+    with io.open_code(abspath) as file:
+        source = file.read()
+    # dont_inherit: this file's `from __future__` imports are not the script's.
+    code = compile(source, abspath, "exec", dont_inherit=True)
+    module = types.ModuleType("__main__")
+    module.__dict__.update(
+        __file__=abspath,
+        __cached__=None,
+        __builtins__=builtins,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", abspath),
+    )
+    sys.modules["__main__"] = module
+    exec(code, module.__dict__)  # noqa: S102  (running the program is the point)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, install the policy and run the program."""
     parser = _parser()
@@ -119,9 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             script, *script_args = args.script
             sys.argv = [script, *script_args]
-            # As `python script.py` does: the script's directory comes first on sys.path.
-            sys.path[0] = os.path.dirname(os.path.abspath(script))
-            runpy.run_path(script, run_name="__main__")
+            _run_script(script)
     except Exception as exc:  # noqa: BLE001  (any error of the program)
         # Report an error of the program as `python script.py` would: without
         # the frames of this launcher.
