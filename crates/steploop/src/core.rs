@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::reactor::{IoTable, Reactor, Readiness};
@@ -50,7 +50,12 @@ pub trait Runner<C> {
     /// Called right after the poll, before fd events and timers are queued (e.g. to move a
     /// cross-thread queue into the ready queue).
     fn after_poll(&mut self) {}
-    /// Called after each callback with its duration in seconds.
+    /// Whether each callback is timed (for `ran`, slow-callback reports and
+    /// `Stats::max_callback_time`); untimed iterations read the clock twice in all.
+    fn timed(&self) -> bool {
+        true
+    }
+    /// Called after each timed callback with its duration in seconds.
     fn ran(&mut self, _cb: &C, _seconds: f64) {}
 }
 
@@ -64,10 +69,21 @@ fn clamp_timeout(t: f64) -> f64 {
     }
 }
 
+/// Seconds to a `Duration`, cheaply; negative (clock skew) and NaN give zero.
+#[inline]
+fn secs(t: f64) -> Duration {
+    if t > 0.0 {
+        Duration::from_nanos((t * 1e9) as u64)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// Locks `m`. These locks never see user code run under them and are uncontended on the
+/// loop's thread; `parking_lot` makes that a single compare-and-swap, with no poisoning.
+#[inline]
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic never happens under these locks (no user code runs under them), but a poisoned
-    // lock must not turn into a second panic: the data is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock()
 }
 
 /// The engine state of one loop: ready queue, timers, fd table, reactor, clock, statistics.
@@ -162,13 +178,13 @@ impl<C: Callback> Core<C> {
     /// Calls `f` on every ready callback, scheduled timer and fd watcher. Skips a queue whose
     /// lock is taken (this is for the garbage collector's traversal, which must never block).
     pub fn for_each_pending(&self, mut f: impl FnMut(&C)) {
-        if let Ok(ready) = self.ready.try_lock() {
+        if let Some(ready) = self.ready.try_lock() {
             ready.iter().for_each(&mut f);
         }
-        if let Ok(timers) = self.timers.try_lock() {
+        if let Some(timers) = self.timers.try_lock() {
             timers.iter().for_each(&mut f);
         }
-        if let Ok(io) = self.io.try_lock() {
+        if let Some(io) = self.io.try_lock() {
             io.for_each(&mut f);
         }
     }
@@ -326,7 +342,7 @@ impl<C: Callback> Core<C> {
                     None
                 }
             } else {
-                Some(clamp_timeout(when - self.time()))
+                Some(clamp_timeout(when - step_start))
             }
         } else {
             None
@@ -336,51 +352,62 @@ impl<C: Callback> Core<C> {
             timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
         }
 
-        // 3. Poll. A zero timeout does not give up the GIL (nothing can block).
-        let poll_start = self.time();
-        let mut events = std::mem::take(&mut *lock(&self.events));
-        // A huge `max_wait` (e.g. `Duration::MAX`) does not fit back into a `Duration` after
-        // the round trip through `f64`: saturate instead of panicking.
-        let wait = timeout.map(|t| Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX));
-        let reactor = &self.reactor;
-        let res = if wait == Some(Duration::ZERO) {
-            reactor.wait(wait, &mut events)
+        // 3. Poll. A zero timeout does not give up the GIL (nothing can block), and with no
+        // fd watched it makes no syscall at all: the poll could only report a wake-up, and
+        // whatever woke us is already in the ready queue.
+        let zero = timeout == Some(0.0);
+        let mut polled_at = step_start;
+        if zero && lock(&self.io).is_empty() {
+            self.reactor.cancel_wait();
+            runner.after_poll();
         } else {
-            runner.blocking(|| reactor.wait(wait, &mut events))
-        };
-        step.poll_time = Duration::from_secs_f64((self.time() - poll_start).max(0.0));
-        match res {
-            Ok(n) => step.io_events = n,
-            Err(e) => {
-                *lock(&self.events) = events;
-                runner.poll_failed(e)?;
-                events = std::mem::take(&mut *lock(&self.events));
+            // A huge `max_wait` (e.g. `Duration::MAX`) does not fit back into a `Duration`
+            // after the round trip through `f64`: saturate instead of panicking.
+            let wait = timeout.map(|t| Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX));
+            let mut events = std::mem::take(&mut *lock(&self.events));
+            let reactor = &self.reactor;
+            let res = if zero {
+                reactor.wait(wait, &mut events)
+            } else {
+                runner.blocking(|| reactor.wait(wait, &mut events))
+            };
+            polled_at = self.time();
+            step.poll_time = secs(polled_at - step_start);
+            match res {
+                Ok(n) => step.io_events = n,
+                Err(e) => {
+                    events.clear();
+                    *lock(&self.events) = events;
+                    runner.poll_failed(e)?;
+                    events = std::mem::take(&mut *lock(&self.events));
+                }
             }
+            runner.after_poll();
+            self.dispatch_io(&mut events);
+            *lock(&self.events) = events;
         }
-        runner.after_poll();
-        self.dispatch_io(&mut events);
-        *lock(&self.events) = events;
 
         // Autojump: nothing ready and no I/O: jump the virtual clock to the first timer.
         if self.clock.autojump() && step.io_events == 0 && self.ready_len() == 0 {
             if let Some(when) = first_deadline {
                 self.clock.jump_to(when);
+                polled_at = self.time();
             }
         }
 
         // 4. Move due timers to the ready queue, in heap order.
-        let end_time = self.time() + self.resolution;
-        {
+        if first_deadline.is_some() {
+            let end_time = polled_at + self.resolution;
             let mut lags = Vec::new();
-            let mut timers = lock(&self.timers);
-            let mut ready = lock(&self.ready);
-            while let Some((when, cb)) = timers.pop_due(end_time) {
-                lags.push(end_time - self.resolution - when);
-                ready.push_back(cb);
-                step.timers += 1;
+            {
+                let mut timers = lock(&self.timers);
+                let mut ready = lock(&self.ready);
+                while let Some((when, cb)) = timers.pop_due(end_time) {
+                    lags.push(polled_at - when);
+                    ready.push_back(cb);
+                }
             }
-            drop(ready);
-            drop(timers);
+            step.timers = lags.len();
             if !lags.is_empty() {
                 let mut stats = lock(&self.stats);
                 for lag in lags {
@@ -391,9 +418,11 @@ impl<C: Callback> Core<C> {
 
         // 5. Run exactly the callbacks ready now; what they schedule runs next time.
         let ntodo = self.ready_len();
-        let run_start = self.time();
+        let run_start = polled_at;
         let mut last = run_start;
         let mut max_cb: f64 = 0.0;
+        let timed = runner.timed();
+        let mut failed = None;
         for _ in 0..ntodo {
             let Some(cb) = lock(&self.ready).pop_front() else {
                 break; // the loop was cleared (closed) by a callback
@@ -402,23 +431,30 @@ impl<C: Callback> Core<C> {
                 continue;
             }
             let res = runner.run(&cb);
-            let now = self.time();
-            let dt = now - last;
-            last = now;
-            max_cb = max_cb.max(dt);
             step.callbacks += 1;
-            runner.ran(&cb, dt);
+            if timed {
+                let now = self.time();
+                let dt = now - last;
+                last = now;
+                max_cb = max_cb.max(dt);
+                runner.ran(&cb, dt);
+            }
             drop(cb);
             if let Err(e) = res {
-                step.run_time = Duration::from_secs_f64((last - run_start).max(0.0));
-                lock(&self.stats).record_iteration(&step, max_cb, last - step_start);
-                return Err(e);
+                failed = Some(e);
+                break;
             }
         }
-        step.run_time = Duration::from_secs_f64((last - run_start).max(0.0));
+        if (!timed || failed.is_some()) && step.callbacks > 0 {
+            last = self.time();
+        }
+        step.run_time = secs(last - run_start);
+        lock(&self.stats).record_iteration(&step, max_cb, last - step_start);
+        if let Some(e) = failed {
+            return Err(e);
+        }
         step.pending = self.ready_len();
         step.next_deadline = lock(&self.timers).first_deadline();
-        lock(&self.stats).record_iteration(&step, max_cb, last - step_start);
         Ok(step)
     }
 

@@ -24,6 +24,8 @@ pub enum Error {
     AlreadyRunning,
     /// A task was cancelled before it produced its output.
     Cancelled,
+    /// The loop was stopped before the future given to `block_on` completed.
+    Stopped,
 }
 
 impl fmt::Display for Error {
@@ -35,6 +37,7 @@ impl fmt::Display for Error {
             Error::LoopGone => f.write_str("the event loop is gone"),
             Error::AlreadyRunning => f.write_str("This event loop is already running"),
             Error::Cancelled => f.write_str("the task was cancelled"),
+            Error::Stopped => f.write_str("Event loop stopped before Future completed."),
         }
     }
 }

@@ -31,16 +31,24 @@
 mod clock;
 mod core;
 mod error;
+mod event_loop;
+mod handle;
 mod reactor;
+mod remote;
 mod stats;
 mod step;
 mod sys;
+mod task;
 mod timer;
 
 pub use crate::clock::Clock;
 pub use crate::core::{Callback, Core, Runner, MAX_POLL_TIMEOUT};
 pub use crate::error::{Error, Result};
-pub use crate::reactor::{IoTable, Reactor, Readiness, Watchers, WAKER_TOKEN};
+pub use crate::event_loop::EventLoop;
+pub use crate::handle::{Handle, TimerHandle};
+pub use crate::reactor::{IoTable, Reactor, Readiness, WakeHandle, Watchers, WAKER_TOKEN};
+pub use crate::remote::Remote;
 pub use crate::stats::Stats;
 pub use crate::step::Step;
+pub use crate::task::{sleep, yield_now, Sleep, Task, YieldNow};
 pub use crate::timer::{TieBreak, TimerHeap, MIN_SCHEDULED_FOR_COMPACTION};

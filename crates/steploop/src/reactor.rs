@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mio::{Events, Poll, Token, Waker};
@@ -39,11 +39,50 @@ pub struct Reactor {
     poll: Mutex<(Poll, Events)>,
     /// mio's epoll fd, for level-triggered `epoll_ctl` (thread-safe in the kernel).
     epfd: RawFd,
+    /// The waker and its flags, shared with every [`WakeHandle`].
+    wake: Arc<WakeState>,
+}
+
+#[derive(Debug)]
+struct WakeState {
     waker: Waker,
     /// Set by the loop thread right before it blocks in `poll`, cleared after.
     polling: AtomicBool,
     /// Set by the first `wake()` of a poll, so later wakers skip the syscall.
     woken: AtomicBool,
+}
+
+impl WakeState {
+    fn wake(&self) -> Result<()> {
+        if self.polling.load(Ordering::SeqCst) && !self.woken.swap(true, Ordering::SeqCst) {
+            self.waker.wake()?;
+        }
+        Ok(())
+    }
+}
+
+/// A `Send + Sync` handle on a reactor's waker, for other threads: it can outlive the
+/// reactor (waking a reactor that is gone does nothing harmful).
+///
+/// ```
+/// let reactor = steploop::Reactor::new().unwrap();
+/// let handle = reactor.wake_handle();
+/// std::thread::spawn(move || handle.wake().unwrap()).join().unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct WakeHandle(Arc<WakeState>);
+
+impl WakeHandle {
+    /// Wakes the loop if it is blocked in (or about to enter) a poll; no syscall otherwise.
+    pub fn wake(&self) -> Result<()> {
+        self.0.wake()
+    }
+
+    /// Wakes the loop unconditionally: the poll fd turns readable (for host-driven loops).
+    pub fn force_wake(&self) -> Result<()> {
+        self.0.waker.wake()?;
+        Ok(())
+    }
 }
 
 impl Reactor {
@@ -55,10 +94,17 @@ impl Reactor {
         Ok(Reactor {
             poll: Mutex::new((poll, Events::with_capacity(256))),
             epfd,
-            waker,
-            polling: AtomicBool::new(false),
-            woken: AtomicBool::new(false),
+            wake: Arc::new(WakeState {
+                waker,
+                polling: AtomicBool::new(false),
+                woken: AtomicBool::new(false),
+            }),
         })
+    }
+
+    /// A handle that wakes this reactor from any thread.
+    pub fn wake_handle(&self) -> WakeHandle {
+        WakeHandle(self.wake.clone())
     }
 
     /// The epoll fd: readable whenever a registered fd is ready or the waker was woken.
@@ -114,7 +160,7 @@ impl Reactor {
     /// `wake()` that misses the mark is guaranteed to be seen by the caller's next check of
     /// its queues (both sides use `SeqCst`).
     pub fn begin_wait(&self) {
-        self.polling.store(true, Ordering::SeqCst);
+        self.wake.polling.store(true, Ordering::SeqCst);
     }
 
     /// Waits for events at most `timeout` (`None`: until an event or a wake) and appends the
@@ -124,8 +170,8 @@ impl Reactor {
         let mut guard = self.poll.lock().unwrap_or_else(|e| e.into_inner());
         let (poll, events) = &mut *guard;
         let res = poll.poll(events, timeout);
-        self.polling.store(false, Ordering::SeqCst);
-        self.woken.store(false, Ordering::SeqCst);
+        self.wake.polling.store(false, Ordering::SeqCst);
+        self.wake.woken.store(false, Ordering::SeqCst);
         res?;
         let mut n = 0;
         for ev in events.iter() {
@@ -146,20 +192,17 @@ impl Reactor {
     /// Marks the end of a wait that was not started (e.g. the caller found work after
     /// `begin_wait`).
     pub fn cancel_wait(&self) {
-        self.polling.store(false, Ordering::SeqCst);
+        self.wake.polling.store(false, Ordering::SeqCst);
     }
 
     /// Wakes the loop if it is blocked in (or about to enter) a poll. Cheap when it is not.
     pub fn wake(&self) -> Result<()> {
-        if self.polling.load(Ordering::SeqCst) && !self.woken.swap(true, Ordering::SeqCst) {
-            self.waker.wake()?;
-        }
-        Ok(())
+        self.wake.wake()
     }
 
     /// Wakes the loop unconditionally (used by hosts that watch [`fd`](Self::fd)).
     pub fn force_wake(&self) -> Result<()> {
-        self.waker.wake()?;
+        self.wake.waker.wake()?;
         Ok(())
     }
 }

@@ -51,6 +51,8 @@ pub(crate) struct StatsState {
     window: VecDeque<(f64, f64)>,
     /// Recent timer lags, seconds.
     lags: VecDeque<f64>,
+    /// `totals.max_callback_time` in seconds.
+    max_cb: f64,
 }
 
 impl StatsState {
@@ -69,9 +71,9 @@ impl StatsState {
         t.io_events += step.io_events as u64;
         t.poll_time += step.poll_time;
         t.busy_time += step.run_time;
-        let max_cb = Duration::from_secs_f64(max_cb.max(0.0));
-        if max_cb > t.max_callback_time {
-            t.max_callback_time = max_cb;
+        if max_cb > self.max_cb {
+            self.max_cb = max_cb;
+            t.max_callback_time = Duration::from_secs_f64(max_cb);
         }
         if self.window.len() == WINDOW {
             self.window.pop_front();
