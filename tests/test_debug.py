@@ -135,3 +135,42 @@ def test_debug_env_variable(loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> 
         assert loop.get_debug() is True
     finally:
         loop.close()
+
+
+def test_coroutine_origin_tracking(loop: asyncio.AbstractEventLoop) -> None:
+    # Debug mode turns on coroutine origin tracking while the loop runs (asyncio: 10
+    # frames), and turns it off again when the loop stops.
+    import sys
+
+    depths: list[int] = []
+    loop.set_debug(True)
+    loop.call_soon(lambda: depths.append(sys.get_coroutine_origin_tracking_depth()))
+    run_briefly(loop)
+    loop.set_debug(False)
+    loop.call_soon(lambda: depths.append(sys.get_coroutine_origin_tracking_depth()))
+    run_briefly(loop)
+    assert depths == [asyncio.constants.DEBUG_STACK_DEPTH, 0]
+    assert sys.get_coroutine_origin_tracking_depth() == 0
+
+
+def test_never_awaited_coroutine_origin_in_debug(
+    loop: asyncio.AbstractEventLoop, recwarn: pytest.WarningsRecorder
+) -> None:
+    import gc
+
+    async def forgotten() -> None:
+        pass
+
+    def make() -> None:
+        forgotten()  # created and dropped while the loop runs in debug mode
+
+    loop.set_debug(True)
+    loop.call_soon(make)
+    run_briefly(loop)
+    gc.collect()
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1
+    assert messages[0].startswith(
+        "coroutine 'test_never_awaited_coroutine_origin_in_debug.<locals>.forgotten'"
+        " was never awaited\nCoroutine created at (most recent call last)\n"
+    )

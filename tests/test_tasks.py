@@ -236,3 +236,18 @@ def test_asyncgen_hooks_restored(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_until_complete(main())
     assert seen[0] != before  # the loop installs its hooks while it runs
     assert sys.get_asyncgen_hooks() == before
+
+
+def test_run_until_complete_future_of_other_loop(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    other = asyncio.new_event_loop()
+    try:
+        fut = other.create_future()
+        with pytest.raises(ValueError) as info:
+            loop.run_until_complete(fut)
+        assert str(info.value) == (
+            "The future belongs to a different loop than the one specified as the loop argument"
+        )
+    finally:
+        other.close()
