@@ -2,7 +2,7 @@
 //! with asyncio's behaviour, repr and exception reporting.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
@@ -70,7 +70,7 @@ pub(crate) struct NewHandle {
 
 impl Handle {
     fn refs(&self) -> MutexGuard<'_, Refs> {
-        self.refs.lock().unwrap_or_else(|e| e.into_inner())
+        self.refs.lock()
     }
 
     /// Creates a plain handle or, with `when`, a timer handle; returns it as a `Handle`.
@@ -207,10 +207,7 @@ impl Handle {
         let debug = this.lp.get().debug();
         let keep_repr = if debug {
             // Keep a representation in debug mode, for the "Executing <Handle ...>" warning.
-            this.cancelled.store(false, Ordering::Relaxed);
-            let r = Self::__repr__(slf);
-            this.cancelled.store(true, Ordering::Relaxed);
-            Some(r?)
+            Some(Self::__repr__(slf)?)
         } else {
             None
         };
@@ -298,7 +295,7 @@ impl Handle {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.lp)?;
-        if let Ok(r) = self.refs.try_lock() {
+        if let Some(r) = self.refs.try_lock() {
             visit.call(&r.callback)?;
             visit.call(&r.args)?;
             visit.call(&r.context)?;

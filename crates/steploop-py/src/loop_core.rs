@@ -352,9 +352,15 @@ impl LoopCore {
         let this = slf.get();
         this.precheck(callback, "call_soon_threadsafe")?;
         let handle = Self::new_handle(slf, callback, args, context, None)?;
-        this.core
-            .push_ready_threadsafe(HandleRef(handle.clone_ref(slf.py())))
-            .map_err(EngineError)?;
+        let h = HandleRef(handle.clone_ref(slf.py()));
+        if this.thread_id.load(Ordering::Relaxed) == thread_ident() {
+            // From one of the loop's own callbacks: the loop is not polling.
+            this.core.push_ready(h);
+        } else {
+            // Another thread, or a host between steps: wake the poll / the poll fd, as
+            // asyncio's self-pipe write does (once per pending wake-up).
+            this.core.push_ready_notify(h).map_err(EngineError)?;
+        }
         Ok(handle)
     }
 

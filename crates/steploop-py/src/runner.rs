@@ -57,6 +57,10 @@ impl steploop::Runner<HandleRef> for PyRunner<'_> {
         }
     }
 
+    fn timed(&self) -> bool {
+        self.debug
+    }
+
     fn blocking<T: Send>(&mut self, f: impl FnOnce() -> T + Send) -> T {
         self.py.detach(f)
     }
