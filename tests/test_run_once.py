@@ -273,6 +273,54 @@ def test_private_run_once_returns_none(sloop: Any) -> None:
     assert calls == [1]
 
 
+def test_run_once_does_not_block_with_ready_callbacks(sloop: Any) -> None:
+    sloop.call_later(100.0, lambda: None).cancel()
+    sloop.call_soon(lambda: None)
+    report = sloop.run_once(None)  # would block forever if it ignored the ready callback
+    assert report.callbacks == 1
+
+
+def test_run_once_inside_running_loop(sloop: Any) -> None:
+    errors: list[BaseException] = []
+
+    def nested() -> None:
+        try:
+            sloop.run_once(0)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    sloop.call_soon(nested)
+    sloop.run_once(0)
+    assert [str(e) for e in errors] == ["This event loop is already running"]
+
+
+def test_run_once_while_another_loop_runs(sloop: Any) -> None:
+    outer = asyncio.new_event_loop()
+    errors: list[BaseException] = []
+
+    def nested() -> None:
+        try:
+            sloop.run_once(0)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    try:
+        outer.call_soon(nested)
+        outer.call_soon(outer.stop)
+        outer.run_forever()
+    finally:
+        outer.close()
+    assert [str(e) for e in errors] == ["Cannot run the event loop while another loop is running"]
+
+
+def test_step_report_repr(sloop: Any) -> None:
+    sloop.call_soon(lambda: None)
+    text = repr(sloop.run_once(0))
+    assert text.startswith("StepReport(")
+    for field in REPORT_FIELDS:
+        assert f"{field}=" in text
+
+
 # ---------------------------------------------------------------- run_until_idle
 
 
