@@ -37,6 +37,9 @@ pub(crate) struct LoopInner {
     scratch: RefCell<Vec<Msg>>,
     /// Live tasks, by id (the target of `Msg::Wake`). Never borrowed while user code runs.
     pub(crate) tasks: RefCell<TaskSlab>,
+    /// An `Instant` and the loop time read right after it: converts `call_at` deadlines
+    /// (both clocks are `CLOCK_MONOTONIC`; the pair is off by the nanoseconds between reads).
+    origin: (Instant, f64),
     /// Threshold (seconds) and hook of the slow-callback check.
     slow: RefCell<Option<(f64, SlowHook)>>,
 }
@@ -204,6 +207,7 @@ impl EventLoop {
     pub fn new() -> Result<Self> {
         let core = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
         let shared = Shared::new(core.reactor().wake_handle());
+        let origin = (Instant::now(), core.time());
         Ok(EventLoop {
             inner: Rc::new(LoopInner {
                 core,
@@ -211,6 +215,7 @@ impl EventLoop {
                 running: Cell::new(false),
                 scratch: RefCell::new(Vec::new()),
                 tasks: RefCell::new(TaskSlab::default()),
+                origin,
                 slow: RefCell::new(None),
             }),
         })
@@ -286,11 +291,11 @@ impl EventLoop {
     /// assert!(lp.time() >= t.when());
     /// ```
     pub fn call_at<F: FnOnce() + 'static>(&self, deadline: Instant, f: F) -> TimerHandle {
-        let now_instant = Instant::now();
-        let now = self.inner.core.time();
-        let when = match deadline.checked_duration_since(now_instant) {
-            Some(ahead) => now + ahead.as_secs_f64(),
-            None => now - now_instant.duration_since(deadline).as_secs_f64(),
+        // Through the fixed origin, so that equal instants give equal loop times.
+        let (origin, origin_time) = self.inner.origin;
+        let when = match deadline.checked_duration_since(origin) {
+            Some(ahead) => origin_time + ahead.as_secs_f64(),
+            None => origin_time - origin.duration_since(deadline).as_secs_f64(),
         };
         self.inner.call_at_time(when, f)
     }
@@ -659,6 +664,24 @@ impl EventLoop {
         let new = threshold.map(|t| (t.as_secs_f64(), Rc::new(hook) as SlowHook));
         let old = self.inner.slow.replace(new);
         drop(old);
+    }
+
+    /// Number of timers in the heap, cancelled ones not yet dropped included (cancelled timers
+    /// leave lazily: off the top of the heap, or all at once when more than 100 are scheduled
+    /// and more than half of them are cancelled — asyncio's rule).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = steploop::EventLoop::new().unwrap();
+    /// let t = lp.call_later(Duration::from_secs(1), || {});
+    /// assert_eq!(lp.scheduled_timers(), 1);
+    /// t.cancel();
+    /// assert_eq!(lp.scheduled_timers(), 1); // still in the heap
+    /// lp.run_once(Some(Duration::ZERO)).unwrap();
+    /// assert_eq!(lp.scheduled_timers(), 0);
+    /// ```
+    pub fn scheduled_timers(&self) -> usize {
+        self.inner.core.timers_len()
     }
 
     /// A snapshot of the loop's statistics.

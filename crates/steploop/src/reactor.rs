@@ -83,6 +83,15 @@ impl WakeHandle {
         self.0.waker.wake()?;
         Ok(())
     }
+
+    /// Makes the poll fd readable unless a wake-up is already pending (as
+    /// [`Reactor::notify`]): for work a host waiting on the poll fd must see.
+    pub fn notify(&self) -> Result<()> {
+        if !self.0.woken.swap(true, Ordering::SeqCst) {
+            self.0.waker.wake()?;
+        }
+        Ok(())
+    }
 }
 
 impl Reactor {

@@ -68,7 +68,7 @@ impl Shared {
         // A failed eventfd write cannot lose the message: it is queued, and the loop drains
         // the queue on its next iteration.
         let _ = if self.host_driven.load(Ordering::Relaxed) {
-            self.waker.force_wake()
+            self.waker.notify()
         } else {
             self.waker.wake()
         };

@@ -1,0 +1,140 @@
+//! Helpers shared by the integration tests (public API only).
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Debug;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use steploop::{EventLoop, Step};
+
+/// A new loop; fails the test with the OS error if it cannot be created.
+#[track_caller]
+pub fn new_loop() -> EventLoop {
+    match EventLoop::new() {
+        Ok(lp) => lp,
+        Err(e) => panic!("EventLoop::new failed: {e}"),
+    }
+}
+
+/// An ordered record of what ran, shared by the callbacks of one test.
+#[derive(Clone, Default)]
+pub struct Log<T>(Rc<RefCell<Vec<T>>>);
+
+impl<T: Clone + Debug + PartialEq + 'static> Log<T> {
+    pub fn new() -> Self {
+        Log(Rc::new(RefCell::new(Vec::new())))
+    }
+
+    /// A callback that appends `v`.
+    pub fn push(&self, v: T) -> impl FnOnce() + 'static {
+        let log = self.0.clone();
+        move || log.borrow_mut().push(v)
+    }
+
+    /// Appends `v` now.
+    pub fn add(&self, v: T) {
+        self.0.borrow_mut().push(v);
+    }
+
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    /// Asserts the log is exactly `expected`, and clears it.
+    #[track_caller]
+    pub fn assert_eq(&self, expected: &[T]) {
+        let got = self.take();
+        assert_eq!(got, expected, "log mismatch");
+    }
+}
+
+/// Counts drops of the [`Token`]s it hands out.
+#[derive(Clone, Default)]
+pub struct DropCounter(Rc<Cell<usize>>);
+
+/// Owned by a closure under test; bumps its counter when dropped.
+pub struct Token(Rc<Cell<usize>>);
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+impl DropCounter {
+    pub fn token(&self) -> Token {
+        Token(self.0.clone())
+    }
+
+    pub fn dropped(&self) -> usize {
+        self.0.get()
+    }
+
+    #[track_caller]
+    pub fn assert_dropped(&self, n: usize) {
+        assert_eq!(self.dropped(), n, "number of dropped closures");
+    }
+}
+
+/// The thread-safe flavour of [`DropCounter`], for `call_soon_threadsafe` closures.
+#[derive(Clone, Default)]
+pub struct SyncDropCounter(Arc<AtomicUsize>);
+
+pub struct SyncToken(Arc<AtomicUsize>);
+
+impl Drop for SyncToken {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl SyncDropCounter {
+    pub fn token(&self) -> SyncToken {
+        SyncToken(self.0.clone())
+    }
+
+    pub fn dropped(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs `run_once(Some(ZERO))`, failing the test on error.
+#[track_caller]
+pub fn step(lp: &EventLoop) -> Step {
+    match lp.run_once(Some(Duration::ZERO)) {
+        Ok(s) => s,
+        Err(e) => panic!("run_once failed: {e}"),
+    }
+}
+
+/// Runs iterations (each waiting at most 10 ms) until `done()` or `limit` passes; fails the
+/// test on timeout. Returns the number of iterations.
+#[track_caller]
+pub fn run_until(lp: &EventLoop, limit: Duration, mut done: impl FnMut() -> bool) -> usize {
+    let deadline = Instant::now() + limit;
+    let mut n = 0;
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
+        if let Err(e) = lp.run_once(Some(Duration::from_millis(10))) {
+            panic!("run_once failed: {e}");
+        }
+        n += 1;
+    }
+    n
+}
+
+/// A connected pair of Unix stream sockets, non-blocking.
+#[track_caller]
+pub fn socketpair() -> (std::os::unix::net::UnixStream, std::os::unix::net::UnixStream) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    a.set_nonblocking(true).expect("nonblocking");
+    b.set_nonblocking(true).expect("nonblocking");
+    (a, b)
+}
