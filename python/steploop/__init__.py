@@ -18,7 +18,8 @@ and step it one iteration at a time::
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from ._loop import Loop
 from ._steploop import Handle, StepReport, TimerHandle, __version__

@@ -16,7 +16,9 @@ import socket
 import sys
 import weakref
 from asyncio import base_events, unix_events
-from typing import Any, Iterator, Mapping
+from asyncio.log import logger
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from . import _steploop
 
@@ -93,10 +95,11 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         base_events.BaseEventLoop.__init__(self)
         # The engine owns the ready queue and the timer heap; asyncio's containers would
         # only mislead whoever inspects them.
-        del self._ready
-        del self._scheduled
+        # (typeshed does not describe asyncio's private attributes: hence the ignores.)
+        del self._ready  # type: ignore[attr-defined]
+        del self._scheduled  # type: ignore[attr-defined]
         self._selector = _SelectorView(self)
-        self._transports = weakref.WeakValueDictionary()
+        self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._ssock: socket.socket | None = None
         self._csock: socket.socket | None = None
         self._signal_handlers: dict[int, asyncio.Handle] = {}
@@ -119,18 +122,18 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
             csock.send(b"\0")
         except OSError:
             if self._debug:
-                base_events.logger.debug(
-                    "Fail to write a null byte into the self-pipe socket", exc_info=True
-                )
+                logger.debug("Fail to write a null byte into the self-pipe socket", exc_info=True)
 
     def _process_events(self, event_list: Any) -> None:
         """The engine dispatches fd events itself; nothing is left for this hook."""
 
-    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:
+    def add_signal_handler(  # type: ignore[override]
+        self, sig: int, callback: Callable[..., object], *args: Any
+    ) -> None:
         """Add a handler for a UNIX signal. Raise ValueError if the signal number is invalid or
         uncatchable. Raise RuntimeError if there is a problem setting up the handler."""
         if self._csock is None and not self.is_closed():
-            self._make_self_pipe()
+            self._make_self_pipe()  # type: ignore[attr-defined]
         super().add_signal_handler(sig, callback, *args)
 
     def close(self) -> None:
@@ -157,12 +160,12 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
             )
             self._signal_handlers.clear()
         if self._ssock is not None:
-            self._close_self_pipe()
+            self._close_self_pipe()  # type: ignore[attr-defined]
         if self._debug:
-            base_events.logger.debug("Close %r", self)
+            logger.debug("Close %r", self)
         self._close_core()
         self._executor_shutdown_called = True
-        executor = self._default_executor
+        executor: Any = self._default_executor  # type: ignore[has-type]
         if executor is not None:
             self._default_executor = None
             executor.shutdown(wait=False)
