@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
+steploop: Any = None
+STEPLOOP_IMPORT_ERROR: ImportError | None = None
 try:
-    import steploop
+    import steploop as _steploop
 except ImportError as exc:  # reported by every steploop test, see require_steploop
-    steploop = None
-    STEPLOOP_IMPORT_ERROR: ImportError | None = exc
+    STEPLOOP_IMPORT_ERROR = exc
 else:
-    STEPLOOP_IMPORT_ERROR = None
+    steploop = _steploop
 
 
 def require_steploop() -> Any:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time
+from asyncio import constants, coroutines
 
 import pytest
 from loop_helpers import new_loop_of_kind, run_briefly
@@ -107,7 +108,7 @@ def test_fast_callbacks_no_warning(
 
 def test_debug_flag(loop: asyncio.AbstractEventLoop) -> None:
     # Off by default, unless PYTHONASYNCIODEBUG / -X dev says otherwise.
-    assert loop.get_debug() is asyncio.coroutines._is_debug_mode()
+    assert loop.get_debug() is coroutines._is_debug_mode()  # type: ignore[attr-defined]
     loop.set_debug(True)
     assert loop.get_debug() is True
     loop.set_debug(False)
@@ -149,7 +150,7 @@ def test_coroutine_origin_tracking(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_debug(False)
     loop.call_soon(lambda: depths.append(sys.get_coroutine_origin_tracking_depth()))
     run_briefly(loop)
-    assert depths == [asyncio.constants.DEBUG_STACK_DEPTH, 0]
+    assert depths == [constants.DEBUG_STACK_DEPTH, 0]
     assert sys.get_coroutine_origin_tracking_depth() == 0
 
 
@@ -162,7 +163,7 @@ def test_never_awaited_coroutine_origin_in_debug(
         pass
 
     def make() -> None:
-        forgotten()  # created and dropped while the loop runs in debug mode
+        forgotten()  # type: ignore[unused-coroutine]  # dropped while the loop runs
 
     loop.set_debug(True)
     loop.call_soon(make)

@@ -203,7 +203,12 @@ def test_writer_waits_while_buffer_full(
     assert calls == []
     got = loop.create_future()
     loop.remove_writer(a.fileno())
-    loop.add_writer(a.fileno(), lambda: got.done() or got.set_result(True))
+
+    def on_writable() -> None:
+        if not got.done():
+            got.set_result(True)
+
+    loop.add_writer(a.fileno(), on_writable)
 
     def drain() -> None:
         try:

@@ -83,7 +83,7 @@ def test_set_task_factory(loop: asyncio.AbstractEventLoop) -> None:
         return task
 
     assert loop.get_task_factory() is None
-    loop.set_task_factory(factory)
+    loop.set_task_factory(factory)  # type: ignore[arg-type]
     assert loop.get_task_factory() is factory
     task = loop.create_task(answer(), name="via factory")
     assert made == [task]
@@ -105,7 +105,7 @@ def test_gather_and_wait_for(loop: asyncio.AbstractEventLoop) -> None:
         results = await asyncio.gather(answer(1), answer(2), answer(3))
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(loop.create_future(), 0.01)
-        return results
+        return list(results)
 
     assert loop.run_until_complete(main()) == [1, 2, 3]
 
