@@ -173,9 +173,15 @@ def failures(data: dict[str, Any]) -> list[str]:
     if not bad:
         return []
     out = ["## Not run or failed", "", "| workload | loop | status | error |", "|---|---|---|---|"]
-    for r in bad:
-        error = (r.get("error") or "").replace("|", "\\|")[:120]
-        out.append(f"| `{r['workload']}` | {r['loop']} | {r['status']} | {error} |")
+    n_workloads = len(data["workloads"])
+    for loop in data["meta"]["loops"]:
+        mine = [r for r in bad if r["loop"] == loop]
+        if len(mine) == n_workloads and len({(r["status"], r.get("error")) for r in mine}) == 1:
+            mine = [dict(mine[0], workload="*all*")]  # one line for a loop that never ran
+        for r in mine:
+            error = (r.get("error") or "").replace("|", "\\|")[:120]
+            name = r["workload"] if r["workload"] == "*all*" else f"`{r['workload']}`"
+            out.append(f"| {name} | {r['loop']} | {r['status']} | {error} |")
     return out + [""]
 
 
@@ -184,12 +190,15 @@ def workload_list(data: dict[str, Any]) -> list[str]:
     for r in data["results"]:
         if r.get("variant"):
             variants.setdefault(r["workload"], set()).add(f"{r['loop']}: `{r['variant']}`")
-    out = ["## Workloads", "", "| workload | what it measures |", "|---|---|"]
+    sizes = {r["workload"]: r.get("size") for r in data["results"]}
+    out = ["## Workloads", "", "| workload | ops per sample | what it measures |", "|---|---:|---|"]
     for w in data["workloads"]:
         extra = ""
         if w["name"] in variants:
-            extra = " — " + ", ".join(sorted(variants[w["name"]]))
-        out.append(f"| `{w['name']}` | {w['description']}{extra} |")
+            extra = " API used: " + ", ".join(sorted(variants[w["name"]])) + "."
+        size = sizes.get(w["name"])
+        size_text = f"{size:,}" if isinstance(size, int) else ""
+        out.append(f"| `{w['name']}` | {size_text} | {w['description']}{extra} |")
     return out + [""]
 
 

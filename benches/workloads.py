@@ -502,9 +502,10 @@ def _make_echo(mode: str, kib: int, conc: int) -> Callable[[LoopFactory, int], R
         return _echo(new_loop, n, mode, kib * 1024, conc)
 
     what = {"sock": "sock_* API", "streams": "asyncio streams", "proto": "a Protocol"}[mode]
+    conns = "1 client connection" if conc == 1 else f"{conc} client connections"
     workload.__doc__ = (
-        f"Echo server using {what}; {kib} KiB messages, {conc} client connection(s) "
-        f"in another process; ops = round trips."
+        f"Echo server using {what}; {kib} KiB messages, {conns} in another process; "
+        "ops = round trips."
     )
     return workload
 
