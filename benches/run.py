@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(file=sys.stderr)
     print_table(rows)
+    print("ops/s: higher is better; ratios above 1.00x mean faster than the reference.")
     print(
         f"\n{len(workloads)} workloads x {len(loops)} loops x {samples} samples in {elapsed:.0f} s",
         file=sys.stderr,
