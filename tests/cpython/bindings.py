@@ -86,12 +86,16 @@ def bind_pep492_tests(module: types.ModuleType, factory: LoopFactory) -> None:
 def bind_plain_test_loop(module: types.ModuleType, factory: LoopFactory) -> None:
     """``test_utils.TestCase.new_test_loop()`` *without* a time generator returns a ``TestLoop``
     whose clock never moves; tests that call it that way use it as a plain loop. Give them our
-    loop. ``new_test_loop(gen)`` (virtual clock driven by ``gen``) keeps asyncio's TestLoop."""
+    loop. ``new_test_loop(gen)`` (virtual clock driven by ``gen``) keeps asyncio's TestLoop, and
+    so do the white-box tests listed in ``scope.KEEP_TEST_LOOP``."""
     test_case_cls = module.test_utils.TestCase
     original = test_case_cls.new_test_loop
+    short = module.__name__.removeprefix(scope.ID_PREFIX)
 
     def new_test_loop(self: Any, gen: Any = None) -> Any:
-        if gen is not None:
+        if gen is not None or scope.keeps_test_loop(
+            short, type(self).__name__, self._testMethodName
+        ):
             return original(self, gen)
         loop = factory()
         self.set_event_loop(loop)
