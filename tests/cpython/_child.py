@@ -209,6 +209,7 @@ def main() -> int:
     ap.add_argument("--skip-file", help="file with test ids (one a line) not to run")
     ap.add_argument("--select", action="append", default=[], help="run only ids containing this")
     ap.add_argument("--test-timeout", type=float, default=0.0)
+    ap.add_argument("--unfiltered", action="store_true", help="ignore scope's exclusions")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
 
@@ -256,7 +257,11 @@ def main() -> int:
     for test in iter_tests(loaded):
         tid = short_id(test.id())
         parts = tid.split(".")
-        if len(parts) == 3 and scope.is_excluded(args.module, parts[1], parts[2]):
+        if (
+            not args.unfiltered
+            and len(parts) == 3
+            and scope.is_excluded(args.module, parts[1], parts[2])
+        ):
             continue
         if tid in skip:
             continue
