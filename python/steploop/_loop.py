@@ -14,6 +14,8 @@ import collections.abc
 import selectors
 import socket
 import sys
+import threading
+import traceback
 import weakref
 from asyncio import base_events, unix_events
 from asyncio.log import logger
@@ -75,6 +77,44 @@ class _SelectorView(collections.abc.Mapping):  # type: ignore[type-arg]
         pass
 
 
+class _Watchdog(threading.Thread):
+    """Watches the loop's running callback from another thread; while one runs longer than
+    the threshold, logs its repr and the loop thread's *current* Python stack, once."""
+
+    def __init__(self, loop: Loop, threshold: float) -> None:
+        super().__init__(name=f"steploop-watchdog-{id(loop):x}", daemon=True)
+        self._loop = weakref.ref(loop)
+        self.threshold = threshold
+        self.stopped = threading.Event()
+        self.reported: set[int] = set()
+
+    def run(self) -> None:
+        interval = max(self.threshold / 4, 0.001)
+        while not self.stopped.wait(interval):
+            loop = self._loop()
+            if loop is None or loop.is_closed():
+                return
+            current = loop._watchdog_current()
+            if current is None:
+                continue
+            handle, started, seq = current
+            elapsed = loop.time() - started
+            if seq in self.reported or elapsed < self.threshold:
+                continue
+            self.reported.add(seq)
+            frame = sys._current_frames().get(loop._thread_id or 0)
+            stack = "".join(traceback.format_stack(frame)) if frame is not None else "?\n"
+            logger.warning(
+                "Blocking: %s has been running for %.3f seconds (watchdog threshold %.3f); "
+                "the loop thread is at:\n%s",
+                base_events._format_handle(handle),  # type: ignore[attr-defined]
+                elapsed,
+                self.threshold,
+                stack.rstrip("\n"),
+            )
+            del frame, handle, current
+
+
 class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[misc]
     """An asyncio event loop on the steploop engine.
 
@@ -104,6 +144,36 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         self._csock: socket.socket | None = None
         self._signal_handlers: dict[int, asyncio.Handle] = {}
         self._reentrant = reentrant
+        self._watchdog: _Watchdog | None = None
+
+    def _check_running(self) -> None:
+        # A reentrant loop may be run again from inside one of its own callbacks.
+        if self._reentrant and self._thread_id == threading.get_ident():
+            return
+        super()._check_running()  # type: ignore[misc]
+
+    def set_blocking_watchdog(self, threshold: float | None) -> None:
+        """Watch for callbacks that block the loop.
+
+        While one callback has been running longer than ``threshold`` seconds, log (logger
+        ``asyncio``, WARNING) its repr and the loop thread's current Python stack, and when it
+        ends, its total duration. ``None`` turns the watchdog off (the default: no cost).
+        """
+        self._set_watchdog(threshold)
+        old, self._watchdog = self._watchdog, None
+        if old is not None:
+            old.stopped.set()
+        if threshold is not None:
+            self._watchdog = _Watchdog(self, threshold)
+            self._watchdog.start()
+
+    def _watchdog_finished(self, handle: Any, duration: float, seq: int) -> None:
+        logger.warning(
+            "Blocking: %s took %.3f seconds (watchdog threshold %.3f)",
+            base_events._format_handle(handle),  # type: ignore[attr-defined]
+            duration,
+            self._watchdog.threshold if self._watchdog is not None else 0.0,
+        )
 
     def _add_callback(self, handle: asyncio.Handle) -> None:
         """Add an asyncio Handle made elsewhere (signals) to the ready queue."""
@@ -159,6 +229,9 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
                 source=self,
             )
             self._signal_handlers.clear()
+        if self._watchdog is not None:
+            self._watchdog.stopped.set()
+            self._watchdog = None
         if self._ssock is not None:
             self._close_self_pipe()  # type: ignore[attr-defined]
         if self._debug:

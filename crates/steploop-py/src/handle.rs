@@ -38,8 +38,18 @@ pub struct Handle {
     scheduled: AtomicBool,
 }
 
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("cancelled", &self.cancelled)
+            .field("when", &self.when)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A timer (asyncio's `TimerHandle`): a `Handle` with a deadline.
 #[pyclass(extends = Handle, frozen, module = "steploop")]
+#[derive(Debug)]
 pub struct TimerHandle;
 
 /// A handle as the engine holds it (a local type, so the engine's trait can be implemented).
@@ -185,10 +195,6 @@ impl Handle {
         Self::cancel(slf)
     }
 
-    /// The deadline, for timers.
-    pub(crate) fn when_value(&self) -> Option<f64> {
-        self.when
-    }
 }
 
 #[pymethods]
@@ -344,27 +350,30 @@ impl TimerHandle {
         let (a, b) = (Self::when(slf), Self::when(other));
         let r = match op {
             Lt => a < b,
-            Le => a < b || slf.is(other) || a == b,
             Gt => a > b,
-            Ge => a > b || a == b,
-            Eq => slf.is(other) || a == b && {
-                let (x, y) = (slf.as_super().get(), other.as_super().get());
-                let (rx, ry) = (x.refs(), y.refs());
-                let same = |p: &Option<Py<PyAny>>, q: &Option<Py<PyAny>>| match (p, q) {
-                    (Some(p), Some(q)) => p.bind(py).eq(q.bind(py)).unwrap_or(false),
-                    (None, None) => true,
-                    _ => false,
-                };
-                same(&rx.callback, &ry.callback)
-                    && match (&rx.args, &ry.args) {
-                        (Some(p), Some(q)) => p.bind(py).eq(q.bind(py)).unwrap_or(false),
-                        (None, None) => true,
-                        _ => false,
-                    }
-                    && x.cancelled.load(Ordering::Relaxed) == y.cancelled.load(Ordering::Relaxed)
-            },
-            Ne => return Ok((!Self::__richcmp__(slf, other, Eq)?.bind(py).is_truthy()?).into_pyobject(py)?.to_owned().into_any().unbind()),
+            Le => a < b || Self::equal(slf, other)?,
+            Ge => a > b || Self::equal(slf, other)?,
+            Eq => Self::equal(slf, other)?,
+            Ne => !Self::equal(slf, other)?,
         };
-        Ok(r.into_pyobject(py)?.to_owned().into_any().unbind())
+        Ok(pyo3::types::PyBool::new(py, r).to_owned().into_any().unbind())
+    }
+}
+
+impl TimerHandle {
+    /// asyncio's `TimerHandle.__eq__`: same deadline, callback, args and cancelled state.
+    fn equal(a: &Bound<'_, TimerHandle>, b: &Bound<'_, TimerHandle>) -> PyResult<bool> {
+        let py = a.py();
+        if Self::when(a) != Self::when(b) {
+            return Ok(false);
+        }
+        let (x, y) = (a.as_super().get(), b.as_super().get());
+        if x.cancelled.load(Ordering::Relaxed) != y.cancelled.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        // Copy the references out first: `==` runs Python code, never under a lock.
+        let cb = |h: &Handle| (h._callback(py), h._args(py));
+        let ((c1, a1), (c2, a2)) = (cb(x), cb(y));
+        Ok(c1.bind(py).eq(c2.bind(py))? && a1.bind(py).eq(a2.bind(py))?)
     }
 }

@@ -30,6 +30,20 @@ pub struct LoopCore {
     thread_id: AtomicU64,
     /// Nested `run_*` calls are allowed (`new_event_loop(reentrant=True)`).
     reentrant: AtomicBool,
+    /// The blocking watchdog: threshold in seconds (`f64` bits; 0 = off) and the callback
+    /// running now with its start time and sequence number, published for the watchdog thread.
+    watchdog: AtomicU64,
+    current: parking_lot::Mutex<Option<(Py<Handle>, f64, u64)>>,
+}
+
+impl std::fmt::Debug for LoopCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopCore")
+            .field("debug", &self.debug)
+            .field("closed", &self.closed)
+            .field("thread_id", &self.thread_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What `enter` changed, for `exit` to restore.
@@ -38,6 +52,9 @@ struct Entered {
     old_thread: u64,
     old_running: Py<PyAny>,
     nested: bool,
+    /// The task a nested run was started from: it is "left" for the nested run (so other
+    /// tasks can step) and entered again afterwards.
+    suspended_task: Option<Py<PyAny>>,
 }
 
 fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
@@ -70,6 +87,28 @@ impl LoopCore {
     /// Debug mode.
     pub(crate) fn debug(&self) -> bool {
         self.debug.load(Ordering::Relaxed)
+    }
+
+    /// Work scheduled while the loop is not running (by a host between steps, or before a
+    /// run) makes the poll fd readable, so a host that waits on `fileno()` steps the loop.
+    /// One eventfd write per pending wake-up, none while the loop runs.
+    #[inline]
+    fn notify_host(&self) -> PyResult<()> {
+        if self.thread_id.load(Ordering::Relaxed) == 0 {
+            self.core.reactor().notify().map_err(EngineError)?;
+        }
+        Ok(())
+    }
+
+    /// The watchdog threshold in seconds, 0.0 when off.
+    pub(crate) fn watchdog_threshold(&self) -> f64 {
+        f64::from_bits(self.watchdog.load(Ordering::Relaxed))
+    }
+
+    /// Publishes (or clears) the callback running now for the watchdog thread.
+    pub(crate) fn set_current(&self, cur: Option<(Py<Handle>, f64, u64)>) {
+        let old = std::mem::replace(&mut *self.current.lock(), cur);
+        drop(old);
     }
 
     fn check_closed(&self) -> PyResult<()> {
@@ -173,6 +212,26 @@ impl LoopCore {
                 ));
             }
         }
+        if nested {
+            let task = imp.current_task.call1(py, (slf,))?;
+            if !task.is_none(py) {
+                imp.leave_task.call1(py, (slf, &task))?;
+                return Ok(Entered {
+                    old_hooks: py.None(),
+                    old_thread,
+                    old_running,
+                    nested,
+                    suspended_task: Some(task),
+                });
+            }
+            return Ok(Entered {
+                old_hooks: py.None(),
+                old_thread,
+                old_running,
+                nested,
+                suspended_task: None,
+            });
+        }
         if this.debug() {
             slf.call_method1("_set_coroutine_origin_tracking", (true,))?;
         }
@@ -196,6 +255,7 @@ impl LoopCore {
             old_thread,
             old_running,
             nested,
+            suspended_task: None,
         })
     }
 
@@ -206,6 +266,9 @@ impl LoopCore {
         let imp = imports(py)?;
         this.thread_id.store(e.old_thread, Ordering::Relaxed);
         if e.nested {
+            if let Some(task) = e.suspended_task {
+                imp.enter_task.call1(py, (slf, task))?;
+            }
             return Ok(());
         }
         let r1 = imp.set_running_loop.call1(py, (e.old_running,));
@@ -235,6 +298,7 @@ impl LoopCore {
             lp: any,
             core: this,
             debug: this.debug(),
+            watchdog: this.watchdog_threshold(),
         };
         this.core.run_once(max_wait, &mut runner)
     }
@@ -286,24 +350,81 @@ impl LoopCore {
     }
 }
 
-/// `loop.time()` of any loop object (used in debug timing).
-pub(crate) fn loop_time(lp: &Bound<'_, PyAny>) -> PyResult<f64> {
-    lp.call_method0("time")?.extract()
-}
 
 #[pymethods]
 impl LoopCore {
     #[new]
-    #[pyo3(signature = (*_args, **_kwargs))]
-    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let core = Core::new(Clock::monotonic(), TieBreak::Asyncio).map_err(EngineError)?;
+    #[pyo3(signature = (*_args, **kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        // `virtual_time=<start>` (and `autojump=`) make a virtual-clock loop for tests
+        // (`steploop.testing`); the other keyword arguments belong to the Python subclass.
+        let mut clock = Clock::monotonic();
+        if let Some(kw) = kwargs {
+            if let Some(start) = kw.get_item("virtual_time")? {
+                if !start.is_none() {
+                    let autojump = match kw.get_item("autojump")? {
+                        Some(a) => a.is_truthy()?,
+                        None => true,
+                    };
+                    clock = Clock::virtual_at(start.extract()?, autojump);
+                }
+            }
+        }
+        let core = Core::new(clock, TieBreak::Asyncio).map_err(EngineError)?;
         Ok(LoopCore {
             core,
             debug: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             thread_id: AtomicU64::new(0),
             reentrant: AtomicBool::new(false),
+            watchdog: AtomicU64::new(0),
+            current: parking_lot::Mutex::new(None),
         })
+    }
+
+    /// Move a virtual clock forward by `seconds` (virtual-clock loops only).
+    fn advance(&self, seconds: f64) -> PyResult<()> {
+        if !self.core.clock().is_virtual() {
+            return Err(PyRuntimeError::new_err(
+                "advance() needs a loop with a virtual clock (steploop.testing)",
+            ));
+        }
+        if seconds.is_nan() || seconds < 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "seconds must be a non-negative number, got {seconds}"
+            )));
+        }
+        self.core.clock().advance(seconds);
+        self.core.reactor().notify().map_err(EngineError)?;
+        Ok(())
+    }
+
+    /// Whether this loop runs on a virtual clock.
+    fn _is_virtual(&self) -> bool {
+        self.core.clock().is_virtual()
+    }
+
+    /// Turn the blocking watchdog's bookkeeping on (`threshold` seconds) or off (`None`).
+    fn _set_watchdog(&self, threshold: Option<f64>) -> PyResult<()> {
+        let t = match threshold {
+            None => 0.0,
+            Some(t) if t > 0.0 && t.is_finite() => t,
+            Some(t) => {
+                return Err(PyValueError::new_err(format!(
+                    "threshold must be a positive number or None, got {t}"
+                )))
+            }
+        };
+        self.watchdog.store(t.to_bits(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The callback running now, for the watchdog: `(handle, started_at, sequence)` or None.
+    fn _watchdog_current(&self, py: Python<'_>) -> Option<(Py<Handle>, f64, u64)> {
+        self.current
+            .lock()
+            .as_ref()
+            .map(|(h, t, n)| (h.clone_ref(py), *t, *n))
     }
 
     /// Return the time according to the event loop's clock (`time.monotonic()`).
@@ -326,6 +447,7 @@ impl LoopCore {
         this.precheck(callback, "call_soon")?;
         let handle = Self::new_handle(slf, callback, args, context, None)?;
         this.core.push_ready(HandleRef(handle.clone_ref(slf.py())));
+        this.notify_host()?;
         Ok(handle)
     }
 
@@ -408,6 +530,7 @@ impl LoopCore {
         let when: f64 = when.extract()?;
         let handle = Self::new_handle(slf, callback, args, context, Some(when))?;
         this.core.push_timer(when, HandleRef(handle.clone_ref(slf.py())));
+        this.notify_host()?;
         Ok(handle)
     }
 
@@ -510,9 +633,9 @@ impl LoopCore {
                 break Ok(());
             }
         };
-        if !entered.nested {
-            this.core.set_stopping(false);
-        }
+        // As asyncio's `finally: self._stopping = False` (a nested run consumes the stop
+        // that ended it, so the outer run goes on).
+        this.core.set_stopping(false);
         let exited = Self::exit(slf, entered);
         res?;
         exited
@@ -667,6 +790,11 @@ impl LoopCore {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(cur) = self.current.try_lock() {
+            if let Some((h, _, _)) = cur.as_ref() {
+                visit.call(h)?;
+            }
+        }
         let mut res = Ok(());
         self.core.for_each_pending(|h| {
             if res.is_ok() {

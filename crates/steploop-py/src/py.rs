@@ -29,6 +29,12 @@ pub struct Imports {
     pub iscoroutine: Py<PyAny>,
     /// `asyncio.coroutines.iscoroutinefunction`.
     pub iscoroutinefunction: Py<PyAny>,
+    /// `asyncio.tasks.current_task`.
+    pub current_task: Py<PyAny>,
+    /// `asyncio.tasks._enter_task`.
+    pub enter_task: Py<PyAny>,
+    /// `asyncio.tasks._leave_task`.
+    pub leave_task: Py<PyAny>,
 }
 
 static IMPORTS: PyOnceLock<Imports> = PyOnceLock::new();
@@ -51,6 +57,9 @@ pub fn imports(py: Python<'_>) -> PyResult<&'static Imports> {
             getframe: get("sys", "_getframe")?,
             iscoroutine: get("asyncio.coroutines", "iscoroutine")?,
             iscoroutinefunction: get("asyncio.coroutines", "iscoroutinefunction")?,
+            current_task: get("asyncio.tasks", "current_task")?,
+            enter_task: get("asyncio.tasks", "_enter_task")?,
+            leave_task: get("asyncio.tasks", "_leave_task")?,
         })
     })
 }

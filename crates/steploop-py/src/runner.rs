@@ -19,7 +19,12 @@ pub(crate) struct PyRunner<'py> {
     /// Debug mode at the start of the iteration (asyncio reads `self._debug` per callback;
     /// the value is re-read when it changes through `set_debug`, see `run`).
     pub debug: bool,
+    /// The blocking watchdog's threshold in seconds (0.0: off).
+    pub watchdog: f64,
 }
+
+/// Sequence numbers of watched callbacks (so the watchdog reports each one once).
+static WATCH_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl PyRunner<'_> {
     fn run_debug(&mut self, handle: &Bound<'_, Handle>) -> PyResult<()> {
@@ -44,12 +49,38 @@ impl PyRunner<'_> {
     }
 }
 
+impl PyRunner<'_> {
+    /// Runs a handle with the watchdog on: publish it with its start time, and when it ran
+    /// past the threshold, tell the Python side (which logs the total duration).
+    fn run_watched(&mut self, handle: &Bound<'_, Handle>) -> PyResult<()> {
+        let seq = WATCH_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let t0 = self.core.core().time();
+        self.core
+            .set_current(Some((handle.clone().unbind(), t0, seq)));
+        let res = if self.debug {
+            self.run_debug(handle)
+        } else {
+            Handle::run(handle)
+        };
+        self.core.set_current(None);
+        let dt = self.core.core().time() - t0;
+        if dt >= self.watchdog {
+            self.lp
+                .call_method1("_watchdog_finished", (handle, dt, seq))?;
+        }
+        res
+    }
+}
+
 impl steploop::Runner<HandleRef> for PyRunner<'_> {
     type Error = PyErr;
 
     #[inline]
     fn run(&mut self, cb: &HandleRef) -> PyResult<()> {
         let handle = cb.0.bind(self.py);
+        if self.watchdog > 0.0 {
+            return self.run_watched(handle);
+        }
         if self.debug {
             self.run_debug(handle)
         } else {
@@ -58,7 +89,7 @@ impl steploop::Runner<HandleRef> for PyRunner<'_> {
     }
 
     fn timed(&self) -> bool {
-        self.debug
+        self.debug || self.watchdog > 0.0
     }
 
     fn blocking<T: Send>(&mut self, f: impl FnOnce() -> T + Send) -> T {
