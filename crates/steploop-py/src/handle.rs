@@ -25,7 +25,7 @@ pub(crate) struct Refs {
 }
 
 /// A callback scheduled on the loop (asyncio's `Handle`).
-#[pyclass(subclass, frozen, freelist = 1024, module = "steploop")]
+#[pyclass(subclass, frozen, module = "steploop")]
 pub struct Handle {
     /// Callback, args, context. Locked only to copy or clear references; never across a call.
     refs: Mutex<Refs>,
