@@ -73,9 +73,9 @@ def install_steploop() -> None:
 
     import steploop
 
-    policy_cls = steploop.EventLoopPolicy
-    asyncio.DefaultEventLoopPolicy = policy_cls  # type: ignore[misc,assignment]
-    asyncio.unix_events.DefaultEventLoopPolicy = policy_cls  # type: ignore[misc,assignment]
+    policy_cls: Any = steploop.EventLoopPolicy
+    asyncio.DefaultEventLoopPolicy = policy_cls
+    asyncio.unix_events.DefaultEventLoopPolicy = policy_cls
     asyncio.events.DefaultEventLoopPolicy = policy_cls  # type: ignore[attr-defined]
     asyncio.set_event_loop_policy(None)
 
@@ -93,7 +93,8 @@ def loop_factory(loop_name: str) -> bindings.LoopFactory:
     if loop_name == "steploop":
         import steploop
 
-        return steploop.new_event_loop  # type: ignore[no-any-return]
+        factory: bindings.LoopFactory = steploop.new_event_loop
+        return factory
     return asyncio.SelectorEventLoop  # asyncio's default loop class on Unix
 
 
