@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
@@ -34,6 +35,9 @@ pub struct LoopCore {
     /// running now with its start time and sequence number, published for the watchdog thread.
     watchdog: AtomicU64,
     current: parking_lot::Mutex<Option<(Py<Handle>, f64, u64)>>,
+    /// The loop's bound `_asyncgen_firstiter_hook` and `_asyncgen_finalizer_hook`, made on
+    /// the first run and reused by every entry.
+    hooks: parking_lot::Mutex<Option<(Py<PyAny>, Py<PyAny>)>>,
 }
 
 impl std::fmt::Debug for LoopCore {
@@ -98,6 +102,18 @@ impl LoopCore {
             self.core.reactor().notify().map_err(EngineError)?;
         }
         Ok(())
+    }
+
+    /// `(firstiter, finalizer)`: the loop's async-generator hooks as bound methods.
+    fn asyncgen_hooks(&self, slf: &Bound<'_, LoopCore>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        let py = slf.py();
+        if let Some((a, b)) = self.hooks.lock().as_ref() {
+            return Ok((a.clone_ref(py), b.clone_ref(py)));
+        }
+        let a = slf.getattr(intern!(py, "_asyncgen_firstiter_hook"))?.unbind();
+        let b = slf.getattr(intern!(py, "_asyncgen_finalizer_hook"))?.unbind();
+        *self.hooks.lock() = Some((a.clone_ref(py), b.clone_ref(py)));
+        Ok((a, b))
     }
 
     /// The watchdog threshold in seconds, 0.0 when off.
@@ -198,7 +214,11 @@ impl LoopCore {
         let imp = imports(py)?;
         let me = thread_ident();
         let old_thread = this.thread_id.load(Ordering::Relaxed);
-        let old_running = imp.get_running_loop.call0(py)?;
+        let events = imp.events.bind(py);
+        let old_running = events
+            .getattr(intern!(py, "_get_running_loop"))?
+            .call0()?
+            .unbind();
         let nested = this.reentrant.load(Ordering::Relaxed)
             && old_thread == me
             && old_running.bind(py).is(slf);
@@ -236,19 +256,17 @@ impl LoopCore {
             slf.call_method1("_set_coroutine_origin_tracking", (true,))?;
         }
         let old_hooks = imp.get_asyncgen_hooks.call0(py)?;
+        let hooks = this.asyncgen_hooks(slf)?;
         this.thread_id.store(me, Ordering::Relaxed);
-        if !nested {
-            let kw = PyDict::new(py);
-            kw.set_item("firstiter", slf.getattr("_asyncgen_firstiter_hook")?)?;
-            kw.set_item("finalizer", slf.getattr("_asyncgen_finalizer_hook")?)?;
-            let res = imp
-                .set_asyncgen_hooks
-                .call(py, (), Some(&kw))
-                .and_then(|_| imp.set_running_loop.call1(py, (slf,)));
-            if let Err(e) = res {
-                this.thread_id.store(old_thread, Ordering::Relaxed);
-                return Err(e);
-            }
+        let res = imp.set_asyncgen_hooks.call1(py, hooks).and_then(|_| {
+            events
+                .getattr(intern!(py, "_set_running_loop"))?
+                .call1((slf,))
+                .map(|_| ())
+        });
+        if let Err(e) = res {
+            this.thread_id.store(old_thread, Ordering::Relaxed);
+            return Err(e);
         }
         Ok(Entered {
             old_hooks,
@@ -271,9 +289,13 @@ impl LoopCore {
             }
             return Ok(());
         }
-        let r1 = imp.set_running_loop.call1(py, (e.old_running,));
+        let r1 = imp
+            .events
+            .bind(py)
+            .getattr(intern!(py, "_set_running_loop"))
+            .and_then(|f| f.call1((e.old_running,)));
         let r2 = if slf
-            .getattr("_coroutine_origin_tracking_enabled")
+            .getattr(intern!(py, "_coroutine_origin_tracking_enabled"))
             .and_then(|v| v.is_truthy())
             .unwrap_or(false)
         {
@@ -379,6 +401,7 @@ impl LoopCore {
             reentrant: AtomicBool::new(false),
             watchdog: AtomicU64::new(0),
             current: parking_lot::Mutex::new(None),
+            hooks: parking_lot::Mutex::new(None),
         })
     }
 
@@ -790,6 +813,12 @@ impl LoopCore {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(hooks) = self.hooks.try_lock() {
+            if let Some((a, b)) = hooks.as_ref() {
+                visit.call(a)?;
+                visit.call(b)?;
+            }
+        }
         if let Some(cur) = self.current.try_lock() {
             if let Some((h, _, _)) = cur.as_ref() {
                 visit.call(h)?;
@@ -807,5 +836,7 @@ impl LoopCore {
     fn __clear__(&self) {
         let garbage = self.core.clear();
         drop(garbage);
+        let hooks = self.hooks.lock().take();
+        drop(hooks);
     }
 }

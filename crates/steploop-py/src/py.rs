@@ -15,10 +15,9 @@ pub struct Imports {
     pub extract_stack: Py<PyAny>,
     /// `asyncio.base_events._format_handle`.
     pub format_handle: Py<PyAny>,
-    /// `asyncio.events._get_running_loop`.
-    pub get_running_loop: Py<PyAny>,
-    /// `asyncio.events._set_running_loop`.
-    pub set_running_loop: Py<PyAny>,
+    /// `asyncio.events`: `_get_running_loop`/`_set_running_loop` are looked up on it at
+    /// each use, as asyncio does (tests swap in the pure-Python versions).
+    pub events: Py<PyAny>,
     /// `sys.get_asyncgen_hooks`.
     pub get_asyncgen_hooks: Py<PyAny>,
     /// `sys.set_asyncgen_hooks`.
@@ -50,8 +49,7 @@ pub fn imports(py: Python<'_>) -> PyResult<&'static Imports> {
             format_callback_source: get("asyncio.format_helpers", "_format_callback_source")?,
             extract_stack: get("asyncio.format_helpers", "extract_stack")?,
             format_handle: get("asyncio.base_events", "_format_handle")?,
-            get_running_loop: get("asyncio.events", "_get_running_loop")?,
-            set_running_loop: get("asyncio.events", "_set_running_loop")?,
+            events: py.import("asyncio.events")?.into_any().unbind(),
             get_asyncgen_hooks: get("sys", "get_asyncgen_hooks")?,
             set_asyncgen_hooks: get("sys", "set_asyncgen_hooks")?,
             getframe: get("sys", "_getframe")?,
