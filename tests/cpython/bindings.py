@@ -107,6 +107,8 @@ def bind_plain_test_loop(module: types.ModuleType, factory: LoopFactory) -> None
 # module -> binder. Issue 5: add modules here as they enter scope.MODULES.
 BINDERS: dict[str, Callable[[types.ModuleType, LoopFactory], None]] = {
     "test_events": bind_event_loop_tests,
+    "test_sock_lowlevel": bind_event_loop_tests,  # issue 5
+    "test_sendfile": bind_event_loop_tests,  # issue 5
     "test_runners": bind_runner_tests,
     "test_pep492": bind_pep492_tests,
     "test_futures": bind_plain_test_loop,

@@ -73,21 +73,35 @@ class LoopBinding:
     mixins: tuple[str, ...]
 
 
+# The per-selector TestCase classes these modules define for asyncio's own loops.
+ASYNCIO_LOOP_CLASSES: tuple[str, ...] = (
+    "SelectEventLoopTests",
+    "PollEventLoopTests",
+    "EPollEventLoopTests",
+    "KqueueEventLoopTests",
+    "ProactorEventLoopTests",
+)
+
+# The generated class has the same name in --loop asyncio mode (where it is bound to asyncio's
+# default loop), so test ids are identical for both loops and the two runs can be compared.
 LOOP_BINDINGS: dict[str, LoopBinding] = {
+    # test_events: class SelectEventLoopTests(UnixEventLoopTestsMixin,
+    #                                         SubprocessTestsMixin, test_utils.TestCase)
     "test_events": LoopBinding(
-        # Same name in --loop asyncio mode (where it is bound to asyncio's default loop), so
-        # test ids are identical for both loops and the two runs can be compared.
         name="SteploopEventLoopTests",
-        replaced=(
-            "SelectEventLoopTests",
-            "PollEventLoopTests",
-            "EPollEventLoopTests",
-            "KqueueEventLoopTests",
-            "ProactorEventLoopTests",
-        ),
-        # test_events: class SelectEventLoopTests(UnixEventLoopTestsMixin,
-        #                                         SubprocessTestsMixin, test_utils.TestCase)
+        replaced=ASYNCIO_LOOP_CLASSES,
         mixins=("UnixEventLoopTestsMixin", "SubprocessTestsMixin", "test_utils.TestCase"),
+    ),
+    # Ready for issue 5 (not in MODULES yet): same structure as test_events.
+    "test_sock_lowlevel": LoopBinding(
+        name="SteploopEventLoopTests",
+        replaced=ASYNCIO_LOOP_CLASSES,
+        mixins=("BaseSockTestsMixin", "test_utils.TestCase"),
+    ),
+    "test_sendfile": LoopBinding(
+        name="SteploopEventLoopTests",
+        replaced=ASYNCIO_LOOP_CLASSES,
+        mixins=("SendfileTestsBase", "test_utils.TestCase"),
     ),
 }
 
