@@ -74,8 +74,12 @@ def load_expected(path: Path) -> Expected:
     for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
-            if in_header:
+            # The header is the first block of comment lines, up to the first blank line;
+            # other comments (section titles) are regenerated on rewrite.
+            if in_header and line:
                 exp.header.append(raw)
+            elif exp.header:
+                in_header = False
             continue
         in_header = False
         tid, sep, reason = line.partition("#")
@@ -90,9 +94,6 @@ def load_expected(path: Path) -> Expected:
         if tid in exp.reasons:
             exp.errors.append(f"{where}: duplicate entry {tid}")
         exp.reasons[tid] = reason
-    # Trailing blank lines of the header block are not part of it.
-    while exp.header and not exp.header[-1].strip():
-        exp.header.pop()
     return exp
 
 
