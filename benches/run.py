@@ -65,7 +65,7 @@ def child_env(quick: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in DEBUG_ENV}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     # how long the echo client waits on a silent server before it gives up
-    env["BENCH_CLIENT_TIMEOUT"] = "3" if quick else "15"
+    env["BENCH_CLIENT_TIMEOUT"] = "5" if quick else "15"
     return env
 
 
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown loop(s) {', '.join(unknown)}; known: {', '.join(wl.LOOPS)}")
     samples = args.samples or (1 if args.quick else 5)
-    timeout = args.timeout or (10.0 if args.quick else 90.0)
+    timeout = args.timeout or (20.0 if args.quick else 90.0)
     json_out = args.json or (None if args.quick else DEFAULT_JSON)
 
     started = time.monotonic()
