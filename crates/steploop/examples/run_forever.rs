@@ -43,6 +43,9 @@ fn main() -> steploop::Result<()> {
         }
         out
     })?;
-    println!("Отменено задач: {}", results.iter().filter(|r| r.is_err()).count());
+    println!(
+        "Отменено задач: {}",
+        results.iter().filter(|r| r.is_err()).count()
+    );
     Ok(())
 }

@@ -44,6 +44,11 @@ pub(crate) struct LoopInner {
     slow: RefCell<Option<(f64, SlowHook)>>,
 }
 
+/// The loop running on this thread, if any (what [`EventLoop::current`] returns).
+pub(crate) fn current_inner() -> Option<Rc<LoopInner>> {
+    CURRENT.with(|c| c.try_borrow().ok()?.as_ref()?.upgrade())
+}
+
 impl LoopInner {
     /// Moves the cross-thread queue into the ready queue, if it is not empty. Runs no user
     /// code (closures are wrapped, not called or dropped).
@@ -142,6 +147,13 @@ impl Runner<Cb> for LoopRunner<'_> {
     #[inline]
     fn after_poll(&mut self) {
         self.inner.drain_remote();
+    }
+
+    /// Callbacks are timed only while a slow-callback hook is set: two clock reads per
+    /// iteration instead of one per callback otherwise.
+    #[inline]
+    fn timed(&self) -> bool {
+        self.slow.is_some()
     }
 
     #[inline]
@@ -684,7 +696,9 @@ impl EventLoop {
         self.inner.core.timers_len()
     }
 
-    /// A snapshot of the loop's statistics.
+    /// A snapshot of the loop's statistics. Callbacks are timed one by one only while a
+    /// slow-callback hook is set ([`set_slow_callback`](Self::set_slow_callback)), so
+    /// `max_callback_time` stays zero otherwise.
     ///
     /// ```
     /// let lp = steploop::EventLoop::new().unwrap();

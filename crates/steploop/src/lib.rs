@@ -26,6 +26,12 @@
 //! binary heap ordered like Python's `heapq`; cancellation is lazy. Other threads reach the
 //! loop through a [`Remote`], which queues under a short lock and writes the eventfd only when
 //! the loop is blocked in the poll. No other thread is started.
+//!
+//! Futures run as tasks ([`EventLoop::spawn`], [`EventLoop::block_on`]): a task is one `Rc`
+//! holding its future and is itself the callback the ready queue holds. Its `Waker` is
+//! thread-safe: woken on the loop's thread it queues the task directly, woken elsewhere it goes
+//! through the `Remote` queue. [`yield_now`] and [`sleep`] are `asyncio.sleep(0)` and
+//! `asyncio.sleep(d)`.
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod clock;

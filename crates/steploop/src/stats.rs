@@ -88,7 +88,11 @@ impl StatsState {
             .window
             .iter()
             .fold((0.0, 0.0), |(b, w), &(bi, wi)| (b + bi, w + wi));
-        s.utilization = if wall > 0.0 { (busy / wall).min(1.0) } else { 0.0 };
+        s.utilization = if wall > 0.0 {
+            (busy / wall).min(1.0)
+        } else {
+            0.0
+        };
         let mut lags: Vec<f64> = self.lags.iter().copied().collect();
         lags.sort_by(f64::total_cmp);
         let pct = |p: f64| -> Duration {

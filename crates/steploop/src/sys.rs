@@ -18,7 +18,10 @@ macro_rules! syscall {
 
 /// Seconds on `CLOCK_MONOTONIC`, the clock of Python's `time.monotonic()`.
 pub(crate) fn monotonic() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // CLOCK_MONOTONIC always exists on Linux; the only failure mode is a bad pointer, and
     // `ts` is a live local.
     let _ = syscall!(clock_gettime(libc::CLOCK_MONOTONIC, &mut ts));
@@ -27,7 +30,10 @@ pub(crate) fn monotonic() -> f64 {
 
 /// The resolution of `CLOCK_MONOTONIC` in seconds (`time.get_clock_info('monotonic')`).
 pub(crate) fn monotonic_resolution() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     match syscall!(clock_getres(libc::CLOCK_MONOTONIC, &mut ts)) {
         Ok(_) => ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9,
         Err(_) => 1e-9,

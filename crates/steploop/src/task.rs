@@ -2,9 +2,10 @@
 //!
 //! A task is one `Rc` allocation holding its future; it is itself the callback the ready queue
 //! holds, so a wake-up allocates nothing. Its [`Waker`] is thread-safe (`Waker` must be): it
-//! carries only the task's id and the loop's cross-thread queue, so every wake — from the
-//! loop's thread or another — goes through the [`Remote`](crate::Remote) path, deduplicated by
-//! an atomic flag, and the loop's thread turns the id back into the task.
+//! carries only the task's id and the loop's cross-thread queue. A wake from another thread
+//! goes through the [`Remote`](crate::Remote) path, and the loop's thread turns the id back
+//! into the task; a wake on the thread of the running loop queues the task directly. Wakes
+//! are deduplicated by an atomic flag.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -94,10 +95,27 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
-            // A loop that is gone has dropped the task: nothing to wake.
-            let _ = self.shared.push(Msg::Wake(self.id));
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
         }
+        // Fast path: woken on the thread of its own running loop (a task waking itself or a
+        // sibling, a timer callback): queue the task directly, behind anything queued from
+        // other threads before (`push_ready` drains them first, so FIFO order holds).
+        if let Some(lp) = crate::event_loop::current_inner() {
+            if Arc::ptr_eq(&lp.shared, &self.shared) {
+                if let Ok(tasks) = lp.tasks.try_borrow() {
+                    let task = tasks.get(self.id);
+                    drop(tasks);
+                    if let Some(task) = task {
+                        lp.push_ready(task);
+                    }
+                    return;
+                }
+            }
+        }
+        // Any other thread (or the loop is not running): the cross-thread queue. A loop that
+        // is gone has dropped the task: nothing to wake.
+        let _ = self.shared.push(Msg::Wake(self.id));
     }
 }
 

@@ -28,7 +28,8 @@ fn reader_that_does_not_drain_runs_every_iteration() {
     let (mut a, b) = socketpair();
     let n = Rc::new(Cell::new(0));
     let n2 = n.clone();
-    lp.add_reader(b.as_raw_fd(), move || n2.set(n2.get() + 1)).unwrap();
+    lp.add_reader(b.as_raw_fd(), move || n2.set(n2.get() + 1))
+        .unwrap();
     assert_eq!(step(&lp).callbacks, 0);
     a.write_all(b"hello").unwrap();
     for i in 1..=3 {
@@ -100,7 +101,8 @@ fn writer_on_socketpair_is_ready_at_once() {
     let (a, _b) = socketpair();
     let n = Rc::new(Cell::new(0));
     let n2 = n.clone();
-    lp.add_writer(a.as_raw_fd(), move || n2.set(n2.get() + 1)).unwrap();
+    lp.add_writer(a.as_raw_fd(), move || n2.set(n2.get() + 1))
+        .unwrap();
     step(&lp);
     step(&lp);
     assert_eq!(n.get(), 2);
@@ -221,12 +223,15 @@ fn closed_fd_while_registered_never_hangs() {
     let (a, b) = socketpair();
     let n = Rc::new(Cell::new(0));
     let n2 = n.clone();
-    lp.add_reader(b.as_raw_fd(), move || n2.set(n2.get() + 1)).unwrap();
+    lp.add_reader(b.as_raw_fd(), move || n2.set(n2.get() + 1))
+        .unwrap();
     let fd = b.as_raw_fd();
     drop(b);
     drop(a);
     // The kernel dropped the closed fd from the epoll set: no event, no hang.
-    let s = lp.run_once(Some(std::time::Duration::from_millis(5))).unwrap();
+    let s = lp
+        .run_once(Some(std::time::Duration::from_millis(5)))
+        .unwrap();
     assert_eq!(s.callbacks, 0);
     assert!(lp.remove_reader(fd).is_err());
 }
@@ -234,7 +239,10 @@ fn closed_fd_while_registered_never_hangs() {
 #[test]
 fn bad_fds_are_refused() {
     let lp = new_loop();
-    assert!(matches!(lp.add_reader(-1, || {}), Err(Error::InvalidFd(-1))));
+    assert!(matches!(
+        lp.add_reader(-1, || {}),
+        Err(Error::InvalidFd(-1))
+    ));
     let (a, _b) = socketpair();
     let fd = a.as_raw_fd();
     drop(a);
@@ -248,7 +256,8 @@ fn peer_hangup_makes_reader_ready() {
     let (a, b) = socketpair();
     let n = Rc::new(Cell::new(0));
     let n2 = n.clone();
-    lp.add_reader(b.as_raw_fd(), move || n2.set(n2.get() + 1)).unwrap();
+    lp.add_reader(b.as_raw_fd(), move || n2.set(n2.get() + 1))
+        .unwrap();
     drop(a);
     step(&lp);
     assert_eq!(n.get(), 1);

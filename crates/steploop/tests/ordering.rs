@@ -54,7 +54,14 @@ fn timers_run_by_deadline_then_scheduling_order() {
     let log = Log::new();
     let base = Instant::now();
     // Scheduled out of order, with ties: (deadline ms, name).
-    for (ms, name) in [(3, "c1"), (1, "a1"), (2, "b1"), (1, "a2"), (3, "c2"), (1, "a3")] {
+    for (ms, name) in [
+        (3, "c1"),
+        (1, "a1"),
+        (2, "b1"),
+        (1, "a2"),
+        (3, "c2"),
+        (1, "a3"),
+    ] {
         lp.call_at(base + Duration::from_millis(ms), log.push(name));
     }
     std::thread::sleep(Duration::from_millis(5));

@@ -26,10 +26,15 @@ fn slow_callback_is_reported_with_its_type_name() {
     step(&lp);
     let got = seen.borrow().clone();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(got[0].0.contains("slow_callback_is_reported"), "{}", got[0].0);
+    assert!(
+        got[0].0.contains("slow_callback_is_reported"),
+        "{}",
+        got[0].0
+    );
     assert!(got[0].1 >= Duration::from_millis(25));
     // Tasks are reported with their future's type.
-    lp.block_on(async { busy(Duration::from_millis(25)) }).unwrap();
+    lp.block_on(async { busy(Duration::from_millis(25)) })
+        .unwrap();
     assert_eq!(seen.borrow().len(), 2);
     // Off.
     lp.set_slow_callback(None, |_, _| unreachable!());

@@ -128,16 +128,20 @@ fn huge_delays_saturate() {
     let lp = new_loop();
     let t = lp.call_later(Duration::MAX, || unreachable!());
     assert!(t.when() > lp.time() + 1e18);
-    let u = lp.call_at(Instant::now() + Duration::from_secs(u32::MAX.into()), || {
-        unreachable!()
-    });
+    let u = lp.call_at(
+        Instant::now() + Duration::from_secs(u32::MAX.into()),
+        || unreachable!(),
+    );
     // The poll timeout is clamped to a day.
     let next = lp.time_until_next().unwrap();
     assert!(next <= Duration::from_secs(86400), "{next:?}");
     lp.call_soon(|| {});
     // A huge bound on the wait does not overflow either.
     assert_eq!(lp.run_once(Some(Duration::MAX)).unwrap().callbacks, 1);
-    assert_eq!(lp.run_once(Some(Duration::from_millis(1))).unwrap().timers, 0);
+    assert_eq!(
+        lp.run_once(Some(Duration::from_millis(1))).unwrap().timers,
+        0
+    );
     t.cancel();
     u.cancel();
     step(&lp);

@@ -121,7 +121,10 @@ pub fn run_until(lp: &EventLoop, limit: Duration, mut done: impl FnMut() -> bool
     let deadline = Instant::now() + limit;
     let mut n = 0;
     while !done() {
-        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
         if let Err(e) = lp.run_once(Some(Duration::from_millis(10))) {
             panic!("run_once failed: {e}");
         }
@@ -132,7 +135,10 @@ pub fn run_until(lp: &EventLoop, limit: Duration, mut done: impl FnMut() -> bool
 
 /// A connected pair of Unix stream sockets, non-blocking.
 #[track_caller]
-pub fn socketpair() -> (std::os::unix::net::UnixStream, std::os::unix::net::UnixStream) {
+pub fn socketpair() -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+) {
     let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
     a.set_nonblocking(true).expect("nonblocking");
     b.set_nonblocking(true).expect("nonblocking");
