@@ -5,11 +5,11 @@
 //! callback (which may run arbitrary destructors that schedule more work) and no poll happens
 //! while a queue lock is held. Removed callbacks are handed back to the caller to drop.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::reactor::{IoTable, Reactor, Readiness};
@@ -153,6 +153,13 @@ impl<C: Callback> Core<C> {
     pub fn push_ready_threadsafe(&self, cb: C) -> Result<()> {
         self.push_ready(cb);
         self.reactor.wake()
+    }
+
+    /// Appends `cb` to the ready queue from outside the loop's callbacks (another thread, or
+    /// a host between steps): the loop is woken, and the poll fd turns readable.
+    pub fn push_ready_notify(&self, cb: C) -> Result<()> {
+        self.push_ready(cb);
+        self.reactor.notify()
     }
 
     /// Number of callbacks in the ready queue.
@@ -327,26 +334,24 @@ impl<C: Callback> Core<C> {
         // 2. The poll timeout. `begin_wait` is published before the ready queue is checked,
         // so a thread that pushes after our check sees `polling` and wakes us.
         self.reactor.begin_wait();
-        let mut timeout: Option<f64> = if self.ready_len() > 0
-            || self.is_stopping()
-            || runner.has_pending()
-        {
-            Some(0.0)
-        } else if let Some(when) = first_deadline {
-            if self.clock.is_virtual() {
-                // Virtual time does not pass while we wait: with autojump, look for I/O
-                // without blocking and jump after; without it, only I/O or a wake ends the wait.
-                if self.clock.autojump() {
-                    Some(0.0)
+        let mut timeout: Option<f64> =
+            if self.ready_len() > 0 || self.is_stopping() || runner.has_pending() {
+                Some(0.0)
+            } else if let Some(when) = first_deadline {
+                if self.clock.is_virtual() {
+                    // Virtual time does not pass while we wait: with autojump, look for I/O
+                    // without blocking and jump after; without it, only I/O or a wake ends the wait.
+                    if self.clock.autojump() {
+                        Some(0.0)
+                    } else {
+                        None
+                    }
                 } else {
-                    None
+                    Some(clamp_timeout(when - step_start))
                 }
             } else {
-                Some(clamp_timeout(when - step_start))
-            }
-        } else {
-            None
-        };
+                None
+            };
         if let Some(cap) = max_wait {
             let cap = cap.as_secs_f64();
             timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
@@ -357,7 +362,7 @@ impl<C: Callback> Core<C> {
         // whatever woke us is already in the ready queue.
         let zero = timeout == Some(0.0);
         let mut polled_at = step_start;
-        if zero && lock(&self.io).is_empty() {
+        if zero && !self.reactor.wake_pending() && lock(&self.io).is_empty() {
             self.reactor.cancel_wait();
             runner.after_poll();
         } else {

@@ -214,6 +214,20 @@ impl Reactor {
         self.wake.waker.wake()?;
         Ok(())
     }
+
+    /// Makes the poll fd readable unless a wake-up is already pending: for work queued from
+    /// outside the loop's own callbacks, which a host waiting on [`fd`](Self::fd) must see.
+    pub fn notify(&self) -> Result<()> {
+        if !self.wake.woken.swap(true, Ordering::SeqCst) {
+            self.wake.waker.wake()?;
+        }
+        Ok(())
+    }
+
+    /// Whether a wake-up was sent that no poll has consumed yet.
+    pub fn wake_pending(&self) -> bool {
+        self.wake.woken.load(Ordering::SeqCst)
+    }
 }
 
 /// Who watches an fd: the reader and the writer callbacks.
