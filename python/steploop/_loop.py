@@ -237,6 +237,7 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         if self._debug:
             logger.debug("Close %r", self)
         self._close_core()
+        self._selector = None  # as asyncio: transports' reprs read it to tell "open" from "closed"
         self._executor_shutdown_called = True
         executor: Any = self._default_executor  # type: ignore[has-type]
         if executor is not None:
