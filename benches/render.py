@@ -91,9 +91,10 @@ def environment(meta: dict[str, Any]) -> list[str]:
     lines += [
         (
             f"Figures are from **one run on a shared {meta.get('cores')}-core machine** "
-            "(other jobs, such as Rust builds, were running at the same time), so differences "
-            "under about 10% are noise. Run `python benches/run.py` on your own machine for "
-            "figures that matter."
+            "(other jobs, such as Rust builds, were running at the same time). The ± figures "
+            "in the throughput table show how far the samples spread: a difference smaller "
+            "than that is noise. Run `python benches/run.py` on a quiet machine for figures "
+            "that matter."
         ),
         "",
         "| | |",
@@ -103,6 +104,8 @@ def environment(meta: dict[str, Any]) -> list[str]:
         f"| Python | {meta.get('implementation', 'CPython')} {meta.get('python')} |",
         f"| platform | {meta.get('platform')} |",
     ]
+    if meta.get("commit"):
+        lines.append(f"| steploop commit | `{meta['commit']}` |")
     for loop, info in meta.get("loops", {}).items():
         what = (
             f"`{info['version']}`"

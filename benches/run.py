@@ -15,8 +15,8 @@ fastest *other* loop among uvloop and rloop (higher is better for both).
 A loop that is not installed, or that fails or hangs on a workload, is reported in its row
 (and a pair that failed once is not sampled again); the run goes on. The exit status is 1
 only when a workload fails on asyncio itself, which means the benchmark is broken.
-``--quick`` (one sample, tiny sizes) checks that every workload still runs; its figures
-mean nothing.
+``--quick`` (one sample, tiny sizes, two processes at a time) checks that every workload
+still runs; its figures mean nothing.
 
 Full runs save ``benches/results/latest.json`` unless ``--json`` says otherwise;
 ``python benches/render.py`` turns it into ``docs/benchmarks.md``.
@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,6 +60,22 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    """The work tree's commit (with ``-dirty`` when it has changes), to date a steploop build."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=10"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def child_env(quick: bool) -> dict[str, str]:
@@ -205,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="regex searched in workload names")
     ap.add_argument("--json", default=None, help=f"output file (default {DEFAULT_JSON})")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per sample process")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="loops sampled at the same time (default 1; 2 with --quick, whose timings are moot)",
+    )
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = ap.parse_args(argv)
 
@@ -221,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown loop(s) {', '.join(unknown)}; known: {', '.join(wl.LOOPS)}")
     samples = args.samples or (1 if args.quick else 5)
+    jobs = max(1, args.jobs or (2 if args.quick else 1))
     timeout = args.timeout or (20.0 if args.quick else 90.0)
     json_out = args.json or (None if args.quick else DEFAULT_JSON)
 
@@ -255,11 +279,17 @@ def main(argv: list[str] | None = None) -> int:
         for i, w in enumerate(workloads):
             shift = (sample + i) % max(1, len(runnable))
             progress = []
-            for loop in runnable[shift:] + runnable[:shift]:
-                row = by_key[(w.name, loop)]
-                if row["errors"]:
-                    continue  # failed or hung once: the next samples would too, and take time
-                code, data, err = run_child([loop, w.name, str(row["size"])], timeout, args.quick)
+            # failed or hung once: the next samples would too, and take time
+            todo = [
+                by_key[(w.name, loop)]
+                for loop in runnable[shift:] + runnable[:shift]
+                if not by_key[(w.name, loop)]["errors"]
+            ]
+            argv_of = [[row["loop"], w.name, str(row["size"])] for row in todo]
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                outcomes = list(pool.map(lambda a: run_child(a, timeout, args.quick), argv_of))
+            for row, (code, data, err) in zip(todo, outcomes):
+                loop = row["loop"]
                 if code == 0 and "ops_per_sec" in data:
                     row["samples"].append(data["ops_per_sec"])
                     row["ops"] = data["ops"]
@@ -299,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "implementation": platform.python_implementation(),
             "platform": platform.platform(),
+            "commit": git_commit(),
             "loops": info,
             "quick": args.quick,
             "samples": samples,
