@@ -1,0 +1,435 @@
+"""Low-level socket calls (`loop.sock_*`), name resolution and sendfile, on asyncio and steploop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from net_helpers import run, unix_path
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A non-blocking TCP listening socket on 127.0.0.1."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.setblocking(False)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def payload_file() -> Iterator[tuple[str, bytes]]:
+    data = bytes(range(256)) * 2000  # 512000 bytes
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(data)
+    yield f.name, data
+    os.unlink(f.name)
+
+
+# ---------------------------------------------------------------- streams over socket pairs
+
+
+def test_sock_recv_into(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+
+    async def main() -> tuple[int, bytes]:
+        buf = bytearray(10)
+        loop.call_soon(a.send, b"hello")
+        n = await loop.sock_recv_into(b, buf)
+        return n, bytes(buf[:n])
+
+    assert run(loop, main()) == (5, b"hello")
+
+
+def test_sock_recv_into_memoryview_slice(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+
+    async def main() -> bytes:
+        buf = bytearray(b"........")
+        a.send(b"abc")
+        n = await loop.sock_recv_into(b, memoryview(buf)[2:])
+        assert n == 3
+        return bytes(buf)
+
+    assert run(loop, main()) == b"..abc..."
+
+
+def test_sock_sendall_waits_for_a_full_buffer(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # Far more than the socket buffers hold: sock_sendall must wait for writability.
+    a, b = pair
+    data = os.urandom(4 * 1024 * 1024)
+
+    async def reader() -> bytes:
+        chunks = []
+        while chunk := await loop.sock_recv(b, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def main() -> bytes:
+        task = loop.create_task(reader())
+        await loop.sock_sendall(a, data)
+        a.shutdown(socket.SHUT_WR)
+        return await task
+
+    assert run(loop, main()) == data
+
+
+def test_sock_sendall_empty(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, _ = pair
+    assert run(loop, loop.sock_sendall(a, b"")) is None
+
+
+def test_sock_recv_returns_empty_at_eof(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    a.shutdown(socket.SHUT_WR)
+    assert run(loop, loop.sock_recv(b, 10)) == b""
+
+
+def test_cancelled_sock_recv_leaves_no_reader(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+
+    async def main() -> bytes:
+        task = loop.create_task(loop.sock_recv(b, 10))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # A second receive on the same socket works (the first one's watcher is gone).
+        a.send(b"after")
+        return await loop.sock_recv(b, 10)
+
+    assert run(loop, main()) == b"after"
+    assert loop.remove_reader(b) is False
+
+
+def test_concurrent_sock_recv_on_one_socket_is_allowed(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # asyncio replaces the watcher: the second receive wins, the first keeps waiting.
+    a, b = pair
+
+    async def main() -> bytes:
+        first = loop.create_task(loop.sock_recv(b, 10))
+        await asyncio.sleep(0)
+        second = loop.create_task(loop.sock_recv(b, 10))
+        await asyncio.sleep(0)
+        a.send(b"x")
+        got = await second
+        assert not first.done()
+        first.cancel()
+        return got
+
+    assert run(loop, main()) == b"x"
+
+
+def test_sock_methods_refuse_ssl_sockets(loop: asyncio.AbstractEventLoop) -> None:
+    import ssl
+
+    ctx = ssl.create_default_context()
+    raw = socket.socket()
+    sock = ctx.wrap_socket(raw, do_handshake_on_connect=False, server_hostname="x")
+    try:
+        with pytest.raises(TypeError, match="Socket cannot be of type SSLSocket"):
+            run(loop, loop.sock_recv(sock, 1))
+    finally:
+        sock.close()
+
+
+# ---------------------------------------------------------------- accept / connect
+
+
+def test_sock_accept_and_connect(loop: asyncio.AbstractEventLoop, listener: socket.socket) -> None:
+    addr = listener.getsockname()
+
+    async def main() -> tuple[bytes, bool, tuple[str, int]]:
+        client = socket.socket()
+        client.setblocking(False)
+        accept = loop.create_task(loop.sock_accept(listener))
+        await loop.sock_connect(client, addr)
+        conn, peer = await accept
+        try:
+            await loop.sock_sendall(client, b"over tcp")
+            data = await loop.sock_recv(conn, 100)
+            return data, conn.getblocking(), peer
+        finally:
+            conn.close()
+            client.close()
+
+    data, blocking, peer = run(loop, main())
+    assert data == b"over tcp"
+    assert blocking is False  # asyncio sets accepted sockets non-blocking
+    assert peer[0] == "127.0.0.1"
+
+
+def test_sock_connect_resolves_hostnames(
+    loop: asyncio.AbstractEventLoop, listener: socket.socket
+) -> None:
+    port = listener.getsockname()[1]
+
+    async def main() -> None:
+        client = socket.socket()
+        client.setblocking(False)
+        try:
+            await loop.sock_connect(client, ("localhost", port))
+            conn, _ = await loop.sock_accept(listener)
+            conn.close()
+        finally:
+            client.close()
+
+    run(loop, main())
+
+
+def test_sock_connect_refused(loop: asyncio.AbstractEventLoop) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed right away: nothing listens there
+
+    async def main() -> None:
+        client = socket.socket()
+        client.setblocking(False)
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", port))
+        finally:
+            client.close()
+
+    with pytest.raises(ConnectionRefusedError):
+        run(loop, main())
+
+
+def test_sock_accept_and_connect_unix(loop: asyncio.AbstractEventLoop) -> None:
+    with unix_path() as path:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(1)
+        server.setblocking(False)
+
+        async def main() -> bytes:
+            client = socket.socket(socket.AF_UNIX)
+            client.setblocking(False)
+            accept = loop.create_task(loop.sock_accept(server))
+            await loop.sock_connect(client, path)
+            conn, _ = await accept
+            try:
+                await loop.sock_sendall(conn, b"unix!")
+                return await loop.sock_recv(client, 10)
+            finally:
+                conn.close()
+                client.close()
+
+        try:
+            assert run(loop, main()) == b"unix!"
+        finally:
+            server.close()
+
+
+# ---------------------------------------------------------------- datagrams
+
+
+@pytest.fixture
+def udp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (a, b):
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_sock_sendto_and_recvfrom(
+    loop: asyncio.AbstractEventLoop, udp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = udp_pair
+
+    async def main() -> tuple[bytes, tuple[str, int]]:
+        recv = loop.create_task(loop.sock_recvfrom(b, 100))
+        await asyncio.sleep(0)
+        sent = await loop.sock_sendto(a, b"datagram", b.getsockname())
+        assert sent == 8
+        return await recv
+
+    data, addr = run(loop, main())
+    assert data == b"datagram"
+    assert addr == a.getsockname()
+
+
+def test_sock_recvfrom_into(
+    loop: asyncio.AbstractEventLoop, udp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = udp_pair
+
+    async def main() -> tuple[int, tuple[str, int], bytes]:
+        buf = bytearray(16)
+        a.sendto(b"into", b.getsockname())
+        n, addr = await loop.sock_recvfrom_into(b, buf)
+        return n, addr, bytes(buf[:n])
+
+    n, addr, data = run(loop, main())
+    assert (n, data) == (4, b"into")
+    assert addr == a.getsockname()
+
+
+def test_sock_recvfrom_into_with_nbytes(
+    loop: asyncio.AbstractEventLoop, udp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = udp_pair
+
+    async def main() -> tuple[int, bytes]:
+        buf = bytearray(16)
+        a.sendto(b"truncated", b.getsockname())
+        n, _ = await loop.sock_recvfrom_into(b, buf, 3)
+        return n, bytes(buf)
+
+    # The rest of a datagram that does not fit is dropped, as for a plain recvfrom_into.
+    assert run(loop, main()) == (3, b"tru" + bytes(13))
+
+
+def test_sock_recvfrom_truncates_oversized_datagram(
+    loop: asyncio.AbstractEventLoop, udp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = udp_pair
+
+    async def main() -> list[bytes]:
+        a.sendto(b"x" * 1000, b.getsockname())
+        a.sendto(b"next", b.getsockname())
+        first, _ = await loop.sock_recvfrom(b, 10)
+        second, _ = await loop.sock_recvfrom(b, 10)
+        return [first, second]
+
+    assert run(loop, main()) == [b"x" * 10, b"next"]
+
+
+def test_sock_sendto_too_large(
+    loop: asyncio.AbstractEventLoop, udp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = udp_pair
+    with pytest.raises(OSError) as info:
+        run(loop, loop.sock_sendto(a, b"x" * 70000, b.getsockname()))
+    assert info.value.errno == 90  # EMSGSIZE
+
+
+# ---------------------------------------------------------------- sendfile
+
+
+def test_sock_sendfile(
+    loop: asyncio.AbstractEventLoop, listener: socket.socket, payload_file: tuple[str, bytes]
+) -> None:
+    path, data = payload_file
+
+    async def main() -> tuple[int, bytes, int]:
+        client = socket.socket()
+        client.setblocking(False)
+        accept = loop.create_task(loop.sock_accept(listener))
+        await loop.sock_connect(client, listener.getsockname())
+        conn, _ = await accept
+
+        async def read_all() -> bytes:
+            chunks = []
+            while chunk := await loop.sock_recv(conn, 1 << 16):
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        reader = loop.create_task(read_all())
+        with open(path, "rb") as f:  # noqa: ASYNC230 (a local file, the point of the test)
+            sent = await loop.sock_sendfile(client, f, 1000, 300_000)
+            pos = f.tell()
+        client.close()
+        got = await reader
+        conn.close()
+        return sent, got, pos
+
+    sent, got, pos = run(loop, main())
+    assert sent == 300_000
+    assert got == data[1000:301_000]
+    assert pos == 301_000  # the file position follows what was sent
+
+
+def test_sock_sendfile_fallback_for_udp_is_refused(
+    loop: asyncio.AbstractEventLoop,
+    udp_pair: tuple[socket.socket, socket.socket],
+    payload_file: tuple[str, bytes],
+) -> None:
+    a, _ = udp_pair
+    with open(payload_file[0], "rb") as f, pytest.raises(ValueError, match="SOCK_STREAM"):
+        run(loop, loop.sock_sendfile(a, f))
+
+
+def test_sock_sendfile_text_file_is_refused(
+    loop: asyncio.AbstractEventLoop,
+    pair: tuple[socket.socket, socket.socket],
+    payload_file: tuple[str, bytes],
+) -> None:
+    a, _ = pair
+    with open(payload_file[0]) as f, pytest.raises(ValueError, match="binary mode"):
+        run(loop, loop.sock_sendfile(a, f))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- name resolution
+
+
+def test_getaddrinfo_numeric(loop: asyncio.AbstractEventLoop) -> None:
+    infos = run(loop, loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM))
+    assert infos == socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+
+
+def test_getaddrinfo_localhost_with_flags(loop: asyncio.AbstractEventLoop) -> None:
+    args = ("localhost", "http")
+    kwargs = {"family": socket.AF_INET, "proto": socket.IPPROTO_TCP, "flags": 0}
+    assert run(loop, loop.getaddrinfo(*args, **kwargs)) == socket.getaddrinfo(*args, **kwargs)
+
+
+def test_getaddrinfo_unresolvable(loop: asyncio.AbstractEventLoop) -> None:
+    with pytest.raises(socket.gaierror):
+        run(loop, loop.getaddrinfo("no-such-host.invalid", 80))
+
+
+def test_getaddrinfo_runs_off_the_loop_thread(loop: asyncio.AbstractEventLoop) -> None:
+    import threading
+
+    threads: list[int] = []
+    real = socket.getaddrinfo
+
+    def spy(*args: object, **kwargs: object) -> object:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    socket.getaddrinfo = spy  # type: ignore[assignment]
+    try:
+        run(loop, loop.getaddrinfo("localhost", 80))
+    finally:
+        socket.getaddrinfo = real
+    assert threads and threads[0] != threading.get_ident()
+
+
+def test_getnameinfo(loop: asyncio.AbstractEventLoop) -> None:
+    got = run(loop, loop.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICHOST))
+    assert got == socket.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICHOST)
