@@ -411,7 +411,26 @@ pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
 }
 
-/// The future of [`yield_now`].
+/// The future of [`yield_now`]: pending once (after waking its task), then ready.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::{Context, Poll, Wake, Waker};
+/// struct Count(std::sync::atomic::AtomicUsize);
+/// impl Wake for Count {
+///     fn wake(self: std::sync::Arc<Self>) {
+///         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+///     }
+/// }
+/// let count = std::sync::Arc::new(Count(Default::default()));
+/// let waker = Waker::from(count.clone());
+/// let mut cx = Context::from_waker(&waker);
+/// let mut y = pin!(steploop::yield_now());
+/// assert!(y.as_mut().poll(&mut cx).is_pending());
+/// assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1); // re-queued itself
+/// assert!(y.as_mut().poll(&mut cx).is_ready());
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct YieldNow {
@@ -457,7 +476,25 @@ struct SleepState {
     waker: Cell<Option<Waker>>,
 }
 
-/// The future of [`sleep`] and [`EventLoop::sleep`]. Dropping it cancels its timer.
+/// The future of [`sleep`] and [`EventLoop::sleep`]. Its timer starts at the first poll;
+/// dropping it cancels the timer.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = steploop::EventLoop::new().unwrap();
+/// let lp2 = lp.clone();
+/// let timed_out = lp
+///     .block_on(async move {
+///         let long = lp2.spawn(steploop::sleep(Duration::from_secs(60)));
+///         steploop::sleep(Duration::from_millis(1)).await;
+///         drop(long); // cancels the task, and with it its 60 s timer
+///         lp2.scheduled_timers()
+///     })
+///     .unwrap();
+/// assert_eq!(timed_out, 1); // still in the heap, cancelled: dropped at the next step
+/// lp.run_once(Some(Duration::ZERO)).unwrap();
+/// assert_eq!(lp.scheduled_timers(), 0);
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     delay: Duration,
