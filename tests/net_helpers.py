@@ -48,7 +48,8 @@ def open_fds() -> set[int]:
 class Collector(asyncio.Protocol):
     """A stream protocol that records what happens to it, for assertions."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, keep_open: bool = False) -> None:
+        self.keep_open = keep_open  # what eof_received returns: stay half-open?
         self.transport: asyncio.Transport | None = None
         self.data = bytearray()
         self.events: list[str] = []
@@ -71,7 +72,7 @@ class Collector(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self.events.append("eof")
         self.eof.set_result(None)
-        return None
+        return self.keep_open
 
     def pause_writing(self) -> None:
         self.events.append("pause_writing")
