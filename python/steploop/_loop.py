@@ -138,11 +138,13 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         # (typeshed does not describe asyncio's private attributes: hence the ignores.)
         del self._ready  # type: ignore[attr-defined]
         del self._scheduled  # type: ignore[attr-defined]
-        self._selector = _SelectorView(self)
+        self._selector: _SelectorView | None = _SelectorView(self)
         self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._ssock: socket.socket | None = None
         self._csock: socket.socket | None = None
         self._signal_handlers: dict[int, asyncio.Handle] = {}
+        # The engine's eventfd waker plays the part of asyncio's self-pipe.
+        self._internal_fds += 1  # type: ignore[attr-defined]
         self._reentrant = reentrant
         self._watchdog: _Watchdog | None = None
 
@@ -237,6 +239,7 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         if self._debug:
             logger.debug("Close %r", self)
         self._close_core()
+        self._internal_fds -= 1  # type: ignore[attr-defined]
         self._selector = None  # as asyncio: transports' reprs read it to tell "open" from "closed"
         self._executor_shutdown_called = True
         executor: Any = self._default_executor  # type: ignore[has-type]

@@ -77,7 +77,9 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
         }
     };
     if fd < 0 || fd > i32::MAX as i64 {
-        return Err(PyValueError::new_err(format!("Invalid file descriptor: {fd}")));
+        return Err(PyValueError::new_err(format!(
+            "Invalid file descriptor: {fd}"
+        )));
     }
     Ok(fd as i32)
 }
@@ -110,8 +112,12 @@ impl LoopCore {
         if let Some((a, b)) = self.hooks.lock().as_ref() {
             return Ok((a.clone_ref(py), b.clone_ref(py)));
         }
-        let a = slf.getattr(intern!(py, "_asyncgen_firstiter_hook"))?.unbind();
-        let b = slf.getattr(intern!(py, "_asyncgen_finalizer_hook"))?.unbind();
+        let a = slf
+            .getattr(intern!(py, "_asyncgen_firstiter_hook"))?
+            .unbind();
+        let b = slf
+            .getattr(intern!(py, "_asyncgen_finalizer_hook"))?
+            .unbind();
         *self.hooks.lock() = Some((a.clone_ref(py), b.clone_ref(py)));
         Ok((a, b))
     }
@@ -147,7 +153,10 @@ impl LoopCore {
     fn check_callback(py: Python<'_>, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
         let imp = imports(py)?;
         if imp.iscoroutine.call1(py, (callback,))?.is_truthy(py)?
-            || imp.iscoroutinefunction.call1(py, (callback,))?.is_truthy(py)?
+            || imp
+                .iscoroutinefunction
+                .call1(py, (callback,))?
+                .is_truthy(py)?
         {
             return Err(PyTypeError::new_err(format!(
                 "coroutines cannot be used with {method}()"
@@ -224,7 +233,9 @@ impl LoopCore {
             && old_running.bind(py).is(slf);
         if !nested {
             if old_thread != 0 {
-                return Err(PyRuntimeError::new_err("This event loop is already running"));
+                return Err(PyRuntimeError::new_err(
+                    "This event loop is already running",
+                ));
             }
             if !old_running.is_none(py) {
                 return Err(PyRuntimeError::new_err(
@@ -304,7 +315,9 @@ impl LoopCore {
         } else {
             Ok(())
         };
-        let r3 = imp.set_asyncgen_hooks.call1(py, e.old_hooks.bind(py).cast::<PyTuple>()?);
+        let r3 = imp
+            .set_asyncgen_hooks
+            .call1(py, e.old_hooks.bind(py).cast::<PyTuple>()?);
         r1?;
         r2?;
         r3?;
@@ -331,7 +344,9 @@ impl LoopCore {
             Some(t) if t.is_nan() || t < 0.0 => Err(PyValueError::new_err(format!(
                 "timeout must be a non-negative number or None, got {t}"
             ))),
-            Some(t) => Ok(Some(Duration::from_secs_f64(t.min(steploop::MAX_POLL_TIMEOUT)))),
+            Some(t) => Ok(Some(Duration::from_secs_f64(
+                t.min(steploop::MAX_POLL_TIMEOUT),
+            ))),
         }
     }
 
@@ -371,7 +386,6 @@ impl LoopCore {
         }
     }
 }
-
 
 #[pymethods]
 impl LoopCore {
@@ -482,7 +496,9 @@ impl LoopCore {
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
         let handle = Self::new_handle(slf, callback, args, context, None)?;
-        slf.get().core.push_ready(HandleRef(handle.clone_ref(slf.py())));
+        slf.get()
+            .core
+            .push_ready(HandleRef(handle.clone_ref(slf.py())));
         Ok(handle)
     }
 
@@ -552,7 +568,8 @@ impl LoopCore {
         this.precheck(callback, "call_at")?;
         let when: f64 = when.extract()?;
         let handle = Self::new_handle(slf, callback, args, context, Some(when))?;
-        this.core.push_timer(when, HandleRef(handle.clone_ref(slf.py())));
+        this.core
+            .push_timer(when, HandleRef(handle.clone_ref(slf.py())));
         this.notify_host()?;
         Ok(handle)
     }
@@ -809,6 +826,8 @@ impl LoopCore {
         let garbage = self.core.clear();
         // Dropped with no engine lock held: finalizers may call into the loop.
         drop(garbage);
+        // The epoll fd and the eventfd go now, as asyncio closes its selector and self-pipe.
+        self.core.close_reactor();
         let _ = py;
     }
 

@@ -280,6 +280,13 @@ impl<C: Callback> Core<C> {
         out
     }
 
+    /// Closes the reactor's fds now (for `loop.close()`); the fd table is locked meanwhile so
+    /// no registration races the close.
+    pub fn close_reactor(&self) {
+        let _io = lock(&self.io);
+        self.reactor.close();
+    }
+
     /// Drops cancelled timers off the top of the heap and returns the deadline of the first
     /// live one.
     pub fn next_deadline(&self) -> Option<f64> {

@@ -24,6 +24,8 @@ pub enum Error {
     AlreadyRunning,
     /// A task was cancelled before it produced its output.
     Cancelled,
+    /// The loop (its reactor) was closed.
+    Closed,
     /// The loop was stopped before the future given to `block_on` completed.
     Stopped,
 }
@@ -37,6 +39,7 @@ impl fmt::Display for Error {
             Error::LoopGone => f.write_str("the event loop is gone"),
             Error::AlreadyRunning => f.write_str("This event loop is already running"),
             Error::Cancelled => f.write_str("the task was cancelled"),
+            Error::Closed => f.write_str("Event loop is closed"),
             Error::Stopped => f.write_str("Event loop stopped before Future completed."),
         }
     }

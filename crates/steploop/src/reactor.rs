@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use mio::{Events, Poll, Token, Waker};
@@ -36,7 +38,10 @@ pub struct Readiness {
 #[derive(Debug)]
 pub struct Reactor {
     /// Poll and its event buffer. Locked only by the loop thread for the duration of a poll.
-    poll: Mutex<(Poll, Events)>,
+    /// `None` once [`close`](Self::close)d.
+    poll: Mutex<Option<(Poll, Events)>>,
+    /// Set by `close`; checked before every use of `epfd` (whose number the OS may reuse).
+    closed: AtomicBool,
     /// mio's epoll fd, for level-triggered `epoll_ctl` (thread-safe in the kernel).
     epfd: RawFd,
     /// The waker and its flags, shared with every [`WakeHandle`].
@@ -45,7 +50,8 @@ pub struct Reactor {
 
 #[derive(Debug)]
 struct WakeState {
-    waker: Waker,
+    /// The eventfd; `None` once the reactor is closed.
+    waker: Mutex<Option<Waker>>,
     /// Set by the loop thread right before it blocks in `poll`, cleared after.
     polling: AtomicBool,
     /// Set by the first `wake()` of a poll, so later wakers skip the syscall.
@@ -55,7 +61,15 @@ struct WakeState {
 impl WakeState {
     fn wake(&self) -> Result<()> {
         if self.polling.load(Ordering::SeqCst) && !self.woken.swap(true, Ordering::SeqCst) {
-            self.waker.wake()?;
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the eventfd (nothing once the reactor is closed).
+    fn send(&self) -> Result<()> {
+        if let Some(w) = self.waker.lock().as_ref() {
+            w.wake()?;
         }
         Ok(())
     }
@@ -80,15 +94,14 @@ impl WakeHandle {
 
     /// Wakes the loop unconditionally: the poll fd turns readable (for host-driven loops).
     pub fn force_wake(&self) -> Result<()> {
-        self.0.waker.wake()?;
-        Ok(())
+        self.0.send()
     }
 
     /// Makes the poll fd readable unless a wake-up is already pending (as
     /// [`Reactor::notify`]): for work a host waiting on the poll fd must see.
     pub fn notify(&self) -> Result<()> {
         if !self.0.woken.swap(true, Ordering::SeqCst) {
-            self.0.waker.wake()?;
+            self.0.send()?;
         }
         Ok(())
     }
@@ -101,10 +114,11 @@ impl Reactor {
         let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
         let epfd = poll.as_raw_fd();
         Ok(Reactor {
-            poll: Mutex::new((poll, Events::with_capacity(256))),
+            poll: Mutex::new(Some((poll, Events::with_capacity(256)))),
+            closed: AtomicBool::new(false),
             epfd,
             wake: Arc::new(WakeState {
-                waker,
+                waker: Mutex::new(Some(waker)),
                 polling: AtomicBool::new(false),
                 woken: AtomicBool::new(false),
             }),
@@ -116,9 +130,37 @@ impl Reactor {
         WakeHandle(self.wake.clone())
     }
 
-    /// The epoll fd: readable whenever a registered fd is ready or the waker was woken.
+    /// The epoll fd: readable whenever a registered fd is ready or the waker was woken
+    /// (-1 once closed).
     pub fn fd(&self) -> RawFd {
-        self.epfd
+        if self.is_closed() {
+            -1
+        } else {
+            self.epfd
+        }
+    }
+
+    /// Closes the epoll fd and the eventfd now instead of at drop (asyncio closes its
+    /// selector in `loop.close()`). Afterwards registrations fail with [`Error::Closed`],
+    /// polls return an error and wake-ups do nothing. The caller must make sure no
+    /// registration runs concurrently (the core holds its fd-table lock).
+    ///
+    /// ```
+    /// let reactor = steploop::Reactor::new().unwrap();
+    /// reactor.close();
+    /// assert!(reactor.is_closed());
+    /// assert_eq!(reactor.fd(), -1);
+    /// ```
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let poll = self.poll.lock().take();
+        let waker = self.wake.waker.lock().take();
+        drop((poll, waker));
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Sets the interest of `fd` (`read`/`write`), registering it if needed; `(false, false)`
@@ -126,6 +168,9 @@ impl Reactor {
     pub fn set_interest(&self, fd: RawFd, old: (bool, bool), new: (bool, bool)) -> Result<()> {
         if fd < 0 {
             return Err(Error::InvalidFd(fd));
+        }
+        if self.is_closed() {
+            return Err(Error::Closed);
         }
         let mask = |(r, w): (bool, bool)| {
             (if r { libc::EPOLLIN as u32 } else { 0 }) | (if w { libc::EPOLLOUT as u32 } else { 0 })
@@ -176,8 +221,11 @@ impl Reactor {
     /// fd readiness to `out`. Returns the number of fd events (wake-ups not counted).
     /// Must be preceded by [`begin_wait`](Self::begin_wait).
     pub fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Readiness>) -> io::Result<usize> {
-        let mut guard = self.poll.lock().unwrap_or_else(|e| e.into_inner());
-        let (poll, events) = &mut *guard;
+        let mut guard = self.poll.lock();
+        let Some((poll, events)) = guard.as_mut() else {
+            self.wake.polling.store(false, Ordering::SeqCst);
+            return Err(io::Error::other("the reactor is closed"));
+        };
         let res = poll.poll(events, timeout);
         self.wake.polling.store(false, Ordering::SeqCst);
         self.wake.woken.store(false, Ordering::SeqCst);
@@ -211,15 +259,14 @@ impl Reactor {
 
     /// Wakes the loop unconditionally (used by hosts that watch [`fd`](Self::fd)).
     pub fn force_wake(&self) -> Result<()> {
-        self.wake.waker.wake()?;
-        Ok(())
+        self.wake.send()
     }
 
     /// Makes the poll fd readable unless a wake-up is already pending: for work queued from
     /// outside the loop's own callbacks, which a host waiting on [`fd`](Self::fd) must see.
     pub fn notify(&self) -> Result<()> {
         if !self.wake.woken.swap(true, Ordering::SeqCst) {
-            self.wake.waker.wake()?;
+            self.wake.send()?;
         }
         Ok(())
     }
