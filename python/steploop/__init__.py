@@ -13,19 +13,26 @@ and step it one iteration at a time::
     loop = steploop.new_event_loop()
     loop.call_soon(print, "hi")
     print(loop.run_once(timeout=0))   # StepReport(callbacks=1, ...)
+
+Beyond that (see docs/forced-iteration.md): `start_guest_run` runs asyncio code inside any
+host loop, `steploop.integrations.tkinter` inside Tk's mainloop, `steploop.testing` has a
+virtual-clock loop and a pytest plugin, and `python -m steploop` runs any program on steploop.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ._loop import Loop
-from ._steploop import Handle, StepReport, TimerHandle, __version__
+if TYPE_CHECKING:
+    from ._api import EventLoopPolicy, new_event_loop, run
+    from ._guest import GuestRun, start_guest_run
+    from ._loop import Loop
+    from ._steploop import Handle, StepReport, TimerHandle, __version__
 
 __all__ = [
     "EventLoopPolicy",
+    "GuestRun",
     "Handle",
     "Loop",
     "StepReport",
@@ -33,38 +40,34 @@ __all__ = [
     "__version__",
     "new_event_loop",
     "run",
+    "start_guest_run",
 ]
 
-_T = TypeVar("_T")
+# Where each public name is defined. They are imported on first use: the pytest plugin
+# (`steploop.pytest_plugin`) is loaded by every pytest run once steploop is installed, and
+# importing it must not load asyncio and the native extension.
+_SOURCES = {
+    "EventLoopPolicy": "._api",
+    "new_event_loop": "._api",
+    "run": "._api",
+    "GuestRun": "._guest",
+    "start_guest_run": "._guest",
+    "Loop": "._loop",
+    "Handle": "._steploop",
+    "StepReport": "._steploop",
+    "TimerHandle": "._steploop",
+    "__version__": "._steploop",
+}
 
 
-def new_event_loop(*, reentrant: bool = False) -> Loop:
-    """Return a new steploop event loop.
-
-    With ``reentrant=True`` the loop allows nested ``run_until_complete``/``run_once`` calls
-    from inside its own callbacks (what ``nest_asyncio`` patches into asyncio).
-    """
-    return Loop(reentrant=reentrant)
-
-
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
-    """An event loop policy whose loops are steploop loops::
-
-    asyncio.set_event_loop_policy(steploop.EventLoopPolicy())
-    asyncio.run(main())   # runs on steploop
-    """
-
-    def _loop_factory(self) -> Loop:  # type: ignore[override]
-        return new_event_loop()
-
-    def new_event_loop(self) -> Loop:
-        return new_event_loop()
+def __getattr__(name: str) -> Any:
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(source, __name__), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
 
 
-def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
-    """Run a coroutine on a new steploop loop, like ``asyncio.run``, and return its result."""
-    if asyncio.events._get_running_loop() is not None:
-        # The same check and message as asyncio.run().
-        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
-    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-        return runner.run(main)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
