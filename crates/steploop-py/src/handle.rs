@@ -1,8 +1,8 @@
 //! `Handle` and `TimerHandle`: what `call_soon`/`call_later`/`call_at`/`add_reader` return,
 //! with asyncio's behaviour, repr and exception reporting.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
@@ -128,8 +128,7 @@ impl Handle {
         let (callback, args) = (callback.into_bound(py), args.into_bound(py));
         let res = run_in_context(py, context.bind(py), &callback, &args);
         let Err(err) = res else { return Ok(()) };
-        if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
-        {
+        if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py) {
             return Err(err);
         }
         let cb = imports(py)?
@@ -144,7 +143,9 @@ impl Handle {
                 ctx.set_item("source_traceback", tb)?;
             }
         }
-        this.lp.bind(py).call_method1("call_exception_handler", (ctx,))?;
+        this.lp
+            .bind(py)
+            .call_method1("call_exception_handler", (ctx,))?;
         Ok(())
     }
 
@@ -194,7 +195,6 @@ impl Handle {
     pub(crate) fn cancel_handle(slf: &Bound<'_, Handle>) -> PyResult<()> {
         Self::cancel(slf)
     }
-
 }
 
 #[pymethods]
@@ -356,7 +356,10 @@ impl TimerHandle {
             Eq => Self::equal(slf, other)?,
             Ne => !Self::equal(slf, other)?,
         };
-        Ok(pyo3::types::PyBool::new(py, r).to_owned().into_any().unbind())
+        Ok(pyo3::types::PyBool::new(py, r)
+            .to_owned()
+            .into_any()
+            .unbind())
     }
 }
 

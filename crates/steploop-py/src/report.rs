@@ -56,12 +56,13 @@ impl StepReport {
     }
 
     fn __eq__(&self, other: &Self) -> bool {
-        (
-            self.callbacks,
-            self.timers,
-            self.io_events,
-            self.pending,
-        ) == (other.callbacks, other.timers, other.io_events, other.pending)
+        (self.callbacks, self.timers, self.io_events, self.pending)
+            == (
+                other.callbacks,
+                other.timers,
+                other.io_events,
+                other.pending,
+            )
             && self.poll_time == other.poll_time
             && self.run_time == other.run_time
             && self.next_deadline == other.next_deadline

@@ -39,11 +39,8 @@ impl PyRunner<'_> {
         if dt >= slow {
             let imp = imports(py)?;
             let desc = imp.format_handle.call1(py, (handle,))?;
-            imp.logger.call_method1(
-                py,
-                "warning",
-                ("Executing %s took %.3f seconds", desc, dt),
-            )?;
+            imp.logger
+                .call_method1(py, "warning", ("Executing %s took %.3f seconds", desc, dt))?;
         }
         Ok(())
     }
