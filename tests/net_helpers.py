@@ -60,8 +60,7 @@ class Collector(asyncio.Protocol):
         self.loop = loop
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # or a pipe's half transport
         self.events.append("made")
         self.made.set_result(None)
 

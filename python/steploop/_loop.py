@@ -22,7 +22,7 @@ from asyncio.log import logger
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import _steploop
+from . import _steploop, _unix
 
 __all__ = ["Loop"]
 
@@ -147,6 +147,7 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         self._internal_fds += 1  # type: ignore[attr-defined]
         self._reentrant = reentrant
         self._watchdog: _Watchdog | None = None
+        self._child_reaper = _unix.ChildReaper(self)
 
     def _check_running(self) -> None:
         # A reentrant loop may be run again from inside one of its own callbacks.
@@ -196,6 +197,29 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
             if self._debug:
                 logger.debug("Fail to write a null byte into the self-pipe socket", exc_info=True)
 
+    def _make_datagram_transport(
+        self, sock: Any, protocol: Any, address: Any = None, waiter: Any = None, extra: Any = None
+    ) -> Any:
+        # asyncio's own, made an asyncio.DatagramTransport on 3.11 too (see _unix.py).
+        if sys.version_info >= (3, 12):
+            self._ensure_fd_no_transport(sock)  # type: ignore[attr-defined]
+        return _unix.DatagramTransport(self, sock, protocol, address, waiter, extra)
+
+    async def _make_subprocess_transport(  # type: ignore[override]
+        self, protocol: Any, args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any,
+        bufsize: int, extra: Any = None, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        # Children are reaped through pidfds watched by this loop (see _unix.py), not through
+        # asyncio's process-wide child watchers (deprecated in 3.12, gone in 3.14).
+        if not _unix.can_use_pidfd():
+            return await super()._make_subprocess_transport(  # type: ignore[misc]
+                protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs
+            )
+        return await _unix.make_subprocess_transport(
+            self, self._child_reaper, protocol, args, shell, stdin, stdout, stderr, bufsize,
+            extra, **kwargs,
+        )  # fmt: skip
+
     def _process_events(self, event_list: Any) -> None:
         """The engine dispatches fd events itself; nothing is left for this hook."""
 
@@ -238,6 +262,7 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
             self._close_self_pipe()  # type: ignore[attr-defined]
         if self._debug:
             logger.debug("Close %r", self)
+        self._child_reaper.close()
         self._close_core()
         self._internal_fds -= 1  # type: ignore[attr-defined]
         self._selector = None  # as asyncio: transports' reprs read it to tell "open" from "closed"
