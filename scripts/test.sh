@@ -15,6 +15,20 @@ step "environment"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "maturin>=1.9.4,<2" -r tests/requirements.txt -r benches/requirements.txt
 
+step "Xvfb and Tk for the Tk integration tests (tests/test_tkinter.py)"
+# Installed only if missing. If they cannot be installed (no apt-get, not root, offline),
+# those tests skip with the reason; otherwise STEPLOOP_REQUIRE_TK makes a missing one a failure.
+have_tk() { command -v Xvfb >/dev/null && .venv/bin/python -c "import tkinter" 2>/dev/null; }
+if ! have_tk && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        xvfb libtk8.6 >/dev/null; } || true
+fi
+if have_tk; then
+    export STEPLOOP_REQUIRE_TK=1
+else
+    echo "warning: no Xvfb or no tkinter in .venv: the Tk tests will be skipped" >&2
+fi
+
 step "build (release) and install into .venv"
 .venv/bin/maturin develop --release -q
 

@@ -76,7 +76,7 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
         [],
     ),
 }
-STEPLOOP_ONLY = {"demo_forced_iteration"}
+STEPLOOP_ONLY = {"demo_forced_iteration", "tk_counter"}  # tk_counter: tests/test_tkinter.py
 
 
 @dataclass(frozen=True)
