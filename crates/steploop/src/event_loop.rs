@@ -180,6 +180,16 @@ impl Drop for Running<'_> {
     }
 }
 
+/// Clears the stop request when dropped (the end of `run_forever` or `block_on`, also on an
+/// error or a panic), as asyncio's `run_forever` does in its `finally`.
+struct ClearStop<'a>(&'a Core<Cb>);
+
+impl Drop for ClearStop<'_> {
+    fn drop(&mut self) {
+        self.0.set_stopping(false);
+    }
+}
+
 /// An event loop: a ready queue of callbacks, timers, fd watchers and local futures, driven one
 /// iteration at a time by [`run_once`](Self::run_once) or continuously by
 /// [`run_forever`](Self::run_forever) and [`block_on`](Self::block_on).
@@ -418,12 +428,6 @@ impl EventLoop {
     /// ```
     pub fn run_forever(&self) -> Result<()> {
         let _running = self.enter()?;
-        struct ClearStop<'a>(&'a Core<Cb>);
-        impl Drop for ClearStop<'_> {
-            fn drop(&mut self) {
-                self.0.set_stopping(false);
-            }
-        }
         let _clear = ClearStop(&self.inner.core);
         loop {
             self.step(None)?;
@@ -490,15 +494,32 @@ impl EventLoop {
     /// as a task, and iterations run until it is done. Other tasks and callbacks run meanwhile
     /// and stay scheduled afterwards.
     ///
+    /// As on asyncio (whose future stops the loop from a done-callback), one more iteration
+    /// runs after the one that completed the future: callbacks scheduled in that iteration,
+    /// and timers due by then, run before `block_on` returns — unless the loop was stopped in
+    /// that same iteration. `stop(); block_on(f)` runs one iteration, as `run_forever` does.
+    /// The stop request is cleared when `block_on` returns.
+    ///
     /// Errors: [`Error::AlreadyRunning`] when called from inside the loop; [`Error::Stopped`]
-    /// when [`stop`](Self::stop) is called before the future completes (the future is then
+    /// when [`stop`](Self::stop) ends the run before the future completes (the future is then
     /// dropped); [`Error::Io`] when the poll fails.
     ///
     /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
     /// let lp = steploop::EventLoop::new().unwrap();
     /// let task = lp.spawn(async { 20 });
     /// let sum = lp.block_on(async move { task.await.unwrap() + 22 }).unwrap();
     /// assert_eq!(sum, 42);
+    ///
+    /// // What the completing iteration schedules runs before block_on returns.
+    /// let ran = Rc::new(Cell::new(false));
+    /// let (lp2, r) = (lp.clone(), ran.clone());
+    /// lp.block_on(async move {
+    ///     lp2.call_soon(move || r.set(true));
+    /// })
+    /// .unwrap();
+    /// assert!(ran.get());
     /// ```
     pub fn block_on<F>(&self, fut: F) -> Result<F::Output>
     where
@@ -510,15 +531,27 @@ impl EventLoop {
         }
         let task = self.spawn(fut);
         let _running = self.enter()?;
+        // As `run_forever` (which asyncio's `run_until_complete` is made of), the stop request
+        // is cleared on the way out, also on an error or a panic.
+        let _clear = ClearStop(&self.inner.core);
         loop {
-            if let Some(out) = task.try_take() {
-                return out;
+            self.step(None)?;
+            if task.is_finished() {
+                // asyncio stops the loop from the future's done-callback, which runs one
+                // iteration after the one that completed the future: the callbacks scheduled
+                // meanwhile (and the timers due by then) run before `run_until_complete`
+                // returns. Unless the loop was stopped in that very iteration.
+                if !self.inner.core.is_stopping() {
+                    self.step(Some(Duration::ZERO))?;
+                }
+                return match task.try_take() {
+                    Some(out) => out,
+                    None => Err(Error::Cancelled),
+                };
             }
             if self.inner.core.is_stopping() {
-                self.inner.core.set_stopping(false);
                 return Err(Error::Stopped);
             }
-            self.step(None)?;
         }
     }
 

@@ -159,3 +159,74 @@ fn current_loop_is_visible_only_while_running() {
     assert!(seen.get());
     assert!(steploop::EventLoop::current().is_none());
 }
+
+/// asyncio's `run_until_complete` stops the loop from the future's done-callback, which runs
+/// one iteration after the future completed: what was scheduled in that iteration (and the
+/// timers due by then) runs before it returns, and nothing later.
+#[test]
+fn block_on_runs_one_more_iteration_after_completion() {
+    let lp = new_loop();
+    let log = Log::new();
+    // Queued before the task's first poll: runs in the same iteration and schedules "after",
+    // which therefore runs in the extra iteration.
+    let (lp1, l1) = (lp.clone(), log.clone());
+    lp.call_soon(move || {
+        lp1.call_soon(l1.push("after"));
+    });
+    let (lp2, l2) = (lp.clone(), log.clone());
+    let out = lp
+        .block_on(async move {
+            let (lp3, l3) = (lp2.clone(), l2.clone());
+            lp2.call_soon(move || {
+                l3.add("soon");
+                // Scheduled in the extra iteration: runs only in the next one.
+                lp3.call_soon(l3.push("too late"));
+            });
+            lp2.call_later(Duration::ZERO, l2.push("timer"));
+            "done"
+        })
+        .unwrap();
+    assert_eq!(out, "done");
+    log.assert_eq(&["after", "soon", "timer"]);
+    step(&lp);
+    log.assert_eq(&["too late"]);
+}
+
+#[test]
+fn block_on_stopped_in_the_completing_iteration_returns_at_once() {
+    let lp = new_loop();
+    let log = Log::new();
+    let (lp2, l2) = (lp.clone(), log.clone());
+    let out = lp
+        .block_on(async move {
+            lp2.stop();
+            lp2.call_soon(l2.push("next run"));
+            7
+        })
+        .unwrap();
+    // The future completed, so its output is returned; the extra iteration is skipped.
+    assert_eq!(out, 7);
+    log.assert_eq(&[]);
+    // The stop request was cleared: run_forever runs until the timer stops it.
+    let lp3 = lp.clone();
+    let l3 = log.clone();
+    lp.call_later(Duration::from_millis(1), move || {
+        l3.add("stop");
+        lp3.stop();
+    });
+    lp.run_forever().unwrap();
+    log.assert_eq(&["next run", "stop"]);
+}
+
+/// `loop.stop(); loop.run_until_complete(f)` runs exactly one iteration, as `run_forever`.
+#[test]
+fn block_on_after_stop_runs_one_iteration() {
+    let lp = new_loop();
+    lp.stop();
+    assert_eq!(lp.block_on(async { 5 }).unwrap(), 5);
+    lp.stop();
+    let res = lp.block_on(steploop::sleep(Duration::from_secs(60)));
+    assert!(matches!(res, Err(Error::Stopped)));
+    // The stop request does not outlive the call.
+    assert_eq!(lp.block_on(async { 6 }).unwrap(), 6);
+}
