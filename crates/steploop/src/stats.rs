@@ -43,6 +43,16 @@ pub struct Stats {
     pub lag_p99: Duration,
 }
 
+/// Seconds to a `Duration`, saturating: NaN and negative give zero, too large (an infinite
+/// timer lag, from a deadline of minus infinity) gives `Duration::MAX`.
+fn saturating_duration(seconds: f64) -> Duration {
+    if seconds > 0.0 {
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
+    } else {
+        Duration::ZERO
+    }
+}
+
 /// The running totals behind [`Stats`]; updated once per iteration by the loop thread.
 #[derive(Debug, Default)]
 pub(crate) struct StatsState {
@@ -73,7 +83,7 @@ impl StatsState {
         t.busy_time += step.run_time;
         if max_cb > self.max_cb {
             self.max_cb = max_cb;
-            t.max_callback_time = Duration::from_secs_f64(max_cb);
+            t.max_callback_time = saturating_duration(max_cb);
         }
         if self.window.len() == WINDOW {
             self.window.pop_front();
@@ -100,7 +110,7 @@ impl StatsState {
                 return Duration::ZERO;
             }
             let i = ((lags.len() - 1) as f64 * p).round() as usize;
-            Duration::from_secs_f64(lags[i.min(lags.len() - 1)])
+            saturating_duration(lags[i.min(lags.len() - 1)])
         };
         s.lag_p50 = pct(0.50);
         s.lag_p99 = pct(0.99);
