@@ -30,6 +30,13 @@ enum ClockKind {
 
 impl Clock {
     /// The real clock: `CLOCK_MONOTONIC`, never cached.
+    ///
+    /// ```
+    /// let clock = steploop::Clock::monotonic();
+    /// assert!(!clock.is_virtual());
+    /// let t0 = clock.now();
+    /// assert!(clock.now() >= t0);
+    /// ```
     pub fn monotonic() -> Self {
         Clock {
             virtual_now: AtomicU64::new(0),
@@ -39,6 +46,12 @@ impl Clock {
 
     /// A virtual clock starting at `start` seconds. With `autojump`, an iteration that finds
     /// nothing ready and no I/O jumps the clock to the next timer instead of waiting.
+    ///
+    /// ```
+    /// let clock = steploop::Clock::virtual_at(5.0, false);
+    /// assert!(clock.is_virtual() && !clock.autojump());
+    /// assert_eq!(clock.now(), 5.0);
+    /// ```
     pub fn virtual_at(start: f64, autojump: bool) -> Self {
         Clock {
             virtual_now: AtomicU64::new(start.to_bits()),
@@ -47,6 +60,12 @@ impl Clock {
     }
 
     /// Current time in seconds.
+    ///
+    /// ```
+    /// let clock = steploop::Clock::virtual_at(1.0, false);
+    /// clock.advance(0.25);
+    /// assert_eq!(clock.now(), 1.25);
+    /// ```
     #[inline]
     pub fn now(&self) -> f64 {
         match self.kind {
@@ -56,17 +75,36 @@ impl Clock {
     }
 
     /// Whether this is a virtual clock.
+    ///
+    /// ```
+    /// assert!(steploop::Clock::virtual_at(0.0, true).is_virtual());
+    /// assert!(!steploop::Clock::monotonic().is_virtual());
+    /// ```
     pub fn is_virtual(&self) -> bool {
         matches!(self.kind, ClockKind::Virtual { .. })
     }
 
     /// Whether this virtual clock jumps to the next timer when the loop is idle.
+    ///
+    /// ```
+    /// assert!(steploop::Clock::virtual_at(0.0, true).autojump());
+    /// assert!(!steploop::Clock::virtual_at(0.0, false).autojump());
+    /// assert!(!steploop::Clock::monotonic().autojump());
+    /// ```
     pub fn autojump(&self) -> bool {
         matches!(self.kind, ClockKind::Virtual { autojump: true })
     }
 
     /// Moves a virtual clock forward by `seconds` (negative and NaN are ignored); no effect on
     /// the real clock.
+    ///
+    /// ```
+    /// let clock = steploop::Clock::virtual_at(10.0, false);
+    /// clock.advance(2.0);
+    /// clock.advance(-1.0); // ignored: time never goes back
+    /// clock.advance(f64::NAN); // ignored
+    /// assert_eq!(clock.now(), 12.0);
+    /// ```
     pub fn advance(&self, seconds: f64) {
         if self.is_virtual() && seconds > 0.0 {
             let now = self.now();
@@ -86,6 +124,11 @@ impl Clock {
     }
 
     /// The clock's resolution in seconds (asyncio's `_clock_resolution`).
+    ///
+    /// ```
+    /// let res = steploop::Clock::monotonic().resolution();
+    /// assert!(res > 0.0 && res < 0.01);
+    /// ```
     pub fn resolution(&self) -> f64 {
         sys::monotonic_resolution()
     }

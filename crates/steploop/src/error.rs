@@ -61,4 +61,11 @@ impl From<io::Error> for Error {
 }
 
 /// The engine's result alias.
+///
+/// ```
+/// fn make() -> steploop::Result<steploop::EventLoop> {
+///     steploop::EventLoop::new()
+/// }
+/// assert!(make().is_ok());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

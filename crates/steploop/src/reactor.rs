@@ -21,9 +21,29 @@ use crate::sys;
 use crate::{Error, Result};
 
 /// The token of the loop's waker.
+///
+/// ```
+/// // fds are never that large, so the waker's token cannot clash with an fd's.
+/// assert_eq!(steploop::WAKER_TOKEN.0, usize::MAX);
+/// ```
 pub const WAKER_TOKEN: Token = Token(usize::MAX);
 
 /// Readiness of one fd after a poll, in `selectors` terms.
+///
+/// ```
+/// # use std::os::fd::AsRawFd;
+/// # use std::os::unix::net::UnixStream;
+/// # use steploop::Reactor;
+/// let reactor = Reactor::new()?;
+/// let (a, _b) = UnixStream::pair()?;
+/// reactor.set_interest(a.as_raw_fd(), (false, false), (true, true))?;
+/// reactor.begin_wait();
+/// let mut out = Vec::new();
+/// reactor.wait(Some(std::time::Duration::ZERO), &mut out)?;
+/// // Nothing to read yet, but the socket buffer has room.
+/// assert_eq!(out, [steploop::Readiness { fd: a.as_raw_fd(), read: false, write: true }]);
+/// # Ok::<(), steploop::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {
     /// The fd.
@@ -35,6 +55,22 @@ pub struct Readiness {
 }
 
 /// The poller. `poll` is called by the loop thread only; `waker` from any thread.
+///
+/// ```
+/// # use std::os::fd::AsRawFd;
+/// # use std::os::unix::net::UnixStream;
+/// # use steploop::Reactor;
+/// use std::io::Write;
+/// let reactor = Reactor::new()?;
+/// let (mut a, b) = UnixStream::pair()?;
+/// reactor.set_interest(b.as_raw_fd(), (false, false), (true, false))?;
+/// a.write_all(b"x")?;
+/// let mut out = Vec::new();
+/// reactor.begin_wait();
+/// assert_eq!(reactor.wait(None, &mut out)?, 1);
+/// assert!(out[0].read);
+/// # Ok::<(), steploop::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Reactor {
     /// Poll and its event buffer. Locked only by the loop thread for the duration of a poll.
@@ -88,17 +124,53 @@ pub struct WakeHandle(Arc<WakeState>);
 
 impl WakeHandle {
     /// Wakes the loop if it is blocked in (or about to enter) a poll; no syscall otherwise.
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// let handle = reactor.wake_handle();
+    /// handle.wake()?; // not polling: no syscall, nothing pending
+    /// assert!(!reactor.wake_pending());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn wake(&self) -> Result<()> {
         self.0.wake()
     }
 
     /// Wakes the loop unconditionally: the poll fd turns readable (for host-driven loops).
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// reactor.wake_handle().force_wake()?;
+    /// reactor.begin_wait();
+    /// let mut out = Vec::new();
+    /// // Returns at once: the waker was written (a wake-up is not an fd event).
+    /// assert_eq!(reactor.wait(None, &mut out)?, 0);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn force_wake(&self) -> Result<()> {
         self.0.send()
     }
 
     /// Makes the poll fd readable unless a wake-up is already pending (as
     /// [`Reactor::notify`]): for work a host waiting on the poll fd must see.
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// let handle = reactor.wake_handle();
+    /// handle.notify()?;
+    /// handle.notify()?; // already pending: no second write
+    /// assert!(reactor.wake_pending());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn notify(&self) -> Result<()> {
         if !self.0.woken.swap(true, Ordering::SeqCst) {
             self.0.send()?;
@@ -109,6 +181,15 @@ impl WakeHandle {
 
 impl Reactor {
     /// Creates the epoll instance and its waker (an eventfd).
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// assert!(reactor.fd() >= 0 && !reactor.is_closed());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn new() -> Result<Self> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
@@ -126,12 +207,37 @@ impl Reactor {
     }
 
     /// A handle that wakes this reactor from any thread.
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// let handle = reactor.wake_handle();
+    /// std::thread::spawn(move || handle.force_wake()).join().unwrap()?;
+    /// reactor.begin_wait();
+    /// reactor.wait(None, &mut Vec::new())?; // returns: woken from the other thread
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn wake_handle(&self) -> WakeHandle {
         WakeHandle(self.wake.clone())
     }
 
     /// The epoll fd: readable whenever a registered fd is ready or the waker was woken
     /// (-1 once closed).
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// let fd = reactor.fd();
+    /// reactor.notify()?;
+    /// let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    /// // SAFETY: `pfd` is one live, initialised pollfd.
+    /// assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn fd(&self) -> RawFd {
         if self.is_closed() {
             -1
@@ -159,12 +265,40 @@ impl Reactor {
     }
 
     /// Whether [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// assert!(!reactor.is_closed());
+    /// reactor.close();
+    /// assert!(reactor.is_closed());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
     /// Sets the interest of `fd` (`read`/`write`), registering it if needed; `(false, false)`
     /// removes it. Returns `Error::FdClosed` when a removal finds the fd already closed.
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let fd = a.as_raw_fd();
+    /// reactor.set_interest(fd, (false, false), (true, false))?; // add, readable
+    /// reactor.set_interest(fd, (true, false), (true, true))?; // and writable
+    /// reactor.set_interest(fd, (true, true), (false, false))?; // remove
+    /// assert!(matches!(
+    ///     reactor.set_interest(-1, (false, false), (true, false)),
+    ///     Err(steploop::Error::InvalidFd(-1))
+    /// ));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn set_interest(&self, fd: RawFd, old: (bool, bool), new: (bool, bool)) -> Result<()> {
         if fd < 0 {
             return Err(Error::InvalidFd(fd));
@@ -213,6 +347,20 @@ impl Reactor {
     /// Marks the start of a blocking wait; returns after publishing it, so that a
     /// `wake()` that misses the mark is guaranteed to be seen by the caller's next check of
     /// its queues (both sides use `SeqCst`).
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// let handle = reactor.wake_handle();
+    /// reactor.begin_wait();
+    /// handle.wake()?; // sees the mark: writes the eventfd
+    /// assert!(reactor.wake_pending());
+    /// reactor.wait(None, &mut Vec::new())?; // returns at once
+    /// assert!(!reactor.wake_pending());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn begin_wait(&self) {
         self.wake.polling.store(true, Ordering::SeqCst);
     }
@@ -220,6 +368,18 @@ impl Reactor {
     /// Waits for events at most `timeout` (`None`: until an event or a wake) and appends the
     /// fd readiness to `out`. Returns the number of fd events (wake-ups not counted).
     /// Must be preceded by [`begin_wait`](Self::begin_wait).
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// let mut out = Vec::new();
+    /// reactor.begin_wait();
+    /// let n = reactor.wait(Some(std::time::Duration::from_millis(1)), &mut out)?;
+    /// assert_eq!((n, out.len()), (0, 0)); // timed out
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Readiness>) -> io::Result<usize> {
         let mut guard = self.poll.lock();
         let Some((poll, events)) = guard.as_mut() else {
@@ -248,22 +408,68 @@ impl Reactor {
 
     /// Marks the end of a wait that was not started (e.g. the caller found work after
     /// `begin_wait`).
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// reactor.begin_wait();
+    /// reactor.cancel_wait(); // e.g. work was found after all
+    /// reactor.wake()?; // not polling any more: no syscall
+    /// assert!(!reactor.wake_pending());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn cancel_wait(&self) {
         self.wake.polling.store(false, Ordering::SeqCst);
     }
 
     /// Wakes the loop if it is blocked in (or about to enter) a poll. Cheap when it is not.
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// reactor.wake()?; // not polling: nothing to do
+    /// assert!(!reactor.wake_pending());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn wake(&self) -> Result<()> {
         self.wake.wake()
     }
 
     /// Wakes the loop unconditionally (used by hosts that watch [`fd`](Self::fd)).
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// reactor.force_wake()?;
+    /// reactor.begin_wait();
+    /// reactor.wait(None, &mut Vec::new())?; // returns at once
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn force_wake(&self) -> Result<()> {
         self.wake.send()
     }
 
     /// Makes the poll fd readable unless a wake-up is already pending: for work queued from
     /// outside the loop's own callbacks, which a host waiting on [`fd`](Self::fd) must see.
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// reactor.notify()?;
+    /// assert!(reactor.wake_pending());
+    /// reactor.begin_wait();
+    /// reactor.wait(None, &mut Vec::new())?; // consumes the wake-up
+    /// assert!(!reactor.wake_pending());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn notify(&self) -> Result<()> {
         if !self.wake.woken.swap(true, Ordering::SeqCst) {
             self.wake.send()?;
@@ -272,12 +478,30 @@ impl Reactor {
     }
 
     /// Whether a wake-up was sent that no poll has consumed yet.
+    ///
+    /// ```
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// assert!(!reactor.wake_pending());
+    /// reactor.notify()?;
+    /// assert!(reactor.wake_pending());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn wake_pending(&self) -> bool {
         self.wake.woken.load(Ordering::SeqCst)
     }
 }
 
 /// Who watches an fd: the reader and the writer callbacks.
+///
+/// ```
+/// let mut table: steploop::IoTable<&str> = Default::default();
+/// table.set(3, false, Some("reader"));
+/// let w: &steploop::Watchers<&str> = table.get(3).unwrap();
+/// assert_eq!((w.reader, w.writer), (Some("reader"), None));
+/// ```
 #[derive(Debug)]
 pub struct Watchers<C> {
     /// Called while the fd is readable.
@@ -287,6 +511,14 @@ pub struct Watchers<C> {
 }
 
 /// The fd → watchers table. Guarded by the core's lock.
+///
+/// ```
+/// let mut table = steploop::IoTable::default();
+/// assert_eq!(table.set(5, true, Some("writer")), None);
+/// assert_eq!(table.interest(5), (false, true));
+/// assert_eq!(table.set(5, true, None), Some("writer"));
+/// assert!(table.is_empty());
+/// ```
 #[derive(Debug)]
 pub struct IoTable<C> {
     map: HashMap<RawFd, Watchers<C>>,
@@ -302,6 +534,13 @@ impl<C> Default for IoTable<C> {
 
 impl<C> IoTable<C> {
     /// Current interest of `fd`.
+    ///
+    /// ```
+    /// let mut table = steploop::IoTable::default();
+    /// table.set(4, false, Some(1));
+    /// assert_eq!(table.interest(4), (true, false));
+    /// assert_eq!(table.interest(9), (false, false));
+    /// ```
     pub fn interest(&self, fd: RawFd) -> (bool, bool) {
         self.map
             .get(&fd)
@@ -309,11 +548,26 @@ impl<C> IoTable<C> {
     }
 
     /// The watchers of `fd`.
+    ///
+    /// ```
+    /// let mut table = steploop::IoTable::default();
+    /// table.set(4, true, Some("w"));
+    /// assert_eq!(table.get(4).unwrap().writer, Some("w"));
+    /// assert!(table.get(5).is_none());
+    /// ```
     pub fn get(&self, fd: RawFd) -> Option<&Watchers<C>> {
         self.map.get(&fd)
     }
 
     /// Replaces the reader (`write == false`) or writer of `fd`; returns the old one.
+    ///
+    /// ```
+    /// let mut table = steploop::IoTable::default();
+    /// assert_eq!(table.set(4, false, Some("old")), None);
+    /// assert_eq!(table.set(4, false, Some("new")), Some("old")); // replaced
+    /// assert_eq!(table.set(4, false, None), Some("new")); // removed
+    /// assert_eq!(table.len(), 0);
+    /// ```
     pub fn set(&mut self, fd: RawFd, write: bool, cb: Option<C>) -> Option<C> {
         let entry = self.map.entry(fd).or_insert(Watchers {
             reader: None,
@@ -332,16 +586,40 @@ impl<C> IoTable<C> {
     }
 
     /// Number of watched fds.
+    ///
+    /// ```
+    /// let mut table = steploop::IoTable::default();
+    /// table.set(4, false, Some(()));
+    /// table.set(4, true, Some(()));
+    /// table.set(7, true, Some(()));
+    /// assert_eq!(table.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Whether no fd is watched.
+    ///
+    /// ```
+    /// let mut table = steploop::IoTable::default();
+    /// assert!(table.is_empty());
+    /// table.set(4, false, Some(()));
+    /// assert!(!table.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// Calls `f` on every watcher.
+    ///
+    /// ```
+    /// let mut table = steploop::IoTable::default();
+    /// table.set(4, false, Some(1));
+    /// table.set(4, true, Some(2));
+    /// let mut sum = 0;
+    /// table.for_each(|n| sum += n);
+    /// assert_eq!(sum, 3);
+    /// ```
     pub fn for_each(&self, mut f: impl FnMut(&C)) {
         for w in self.map.values() {
             w.reader.iter().chain(w.writer.iter()).for_each(&mut f);
@@ -349,6 +627,15 @@ impl<C> IoTable<C> {
     }
 
     /// Removes every watcher, returning the fds and their callbacks.
+    ///
+    /// ```
+    /// let mut table = steploop::IoTable::default();
+    /// table.set(4, false, Some("r"));
+    /// let drained = table.drain();
+    /// assert_eq!(drained.len(), 1);
+    /// assert_eq!(drained[0].0, 4);
+    /// assert!(table.is_empty());
+    /// ```
     pub fn drain(&mut self) -> Vec<(RawFd, Watchers<C>)> {
         self.map.drain().collect()
     }

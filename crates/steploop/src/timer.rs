@@ -11,6 +11,10 @@ use crate::Callback;
 
 /// Below this many scheduled timers the heap is never rebuilt (asyncio's
 /// `_MIN_SCHEDULED_TIMER_HANDLES`).
+///
+/// ```
+/// assert_eq!(steploop::MIN_SCHEDULED_FOR_COMPACTION, 100);
+/// ```
 pub const MIN_SCHEDULED_FOR_COMPACTION: usize = 100;
 
 /// How equal deadlines are ordered.
@@ -35,6 +39,30 @@ struct Entry<C> {
 }
 
 /// A min-heap of timers. Only the loop thread touches it (under the core's lock).
+///
+/// ```
+/// # use std::{cell::Cell, rc::Rc};
+/// # use steploop::{Callback, TieBreak, TimerHeap};
+/// # #[derive(Clone, Debug, PartialEq)]
+/// # struct Job(&'static str, Rc<Cell<bool>>);
+/// # impl Callback for Job {
+/// #     fn is_cancelled(&self) -> bool {
+/// #         self.1.get()
+/// #     }
+/// # }
+/// # fn job(name: &'static str) -> Job {
+/// #     Job(name, Rc::new(Cell::new(false)))
+/// # }
+/// let mut heap = TimerHeap::new(TieBreak::Fifo);
+/// heap.push(2.0, job("b"));
+/// heap.push(1.0, job("a"));
+/// heap.push(2.0, job("c"));
+/// let mut order = Vec::new();
+/// while let Some((_, cb)) = heap.pop_due(f64::INFINITY) {
+///     order.push(cb.0);
+/// }
+/// assert_eq!(order, ["a", "b", "c"]);
+/// ```
 #[derive(Debug)]
 pub struct TimerHeap<C> {
     heap: Vec<Entry<C>>,
@@ -46,6 +74,23 @@ pub struct TimerHeap<C> {
 
 impl<C: Callback> TimerHeap<C> {
     /// An empty heap.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let heap: TimerHeap<Job> = TimerHeap::new(TieBreak::Asyncio);
+    /// assert!(heap.is_empty());
+    /// ```
     pub fn new(tie: TieBreak) -> Self {
         TimerHeap {
             heap: Vec::new(),
@@ -56,16 +101,74 @@ impl<C: Callback> TimerHeap<C> {
     }
 
     /// Number of timers in the heap, cancelled ones included.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// let cancelled = job("x");
+    /// heap.push(1.0, cancelled.clone());
+    /// cancelled.1.set(true); // cancellation is lazy: still counted
+    /// assert_eq!(heap.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// Whether the heap is empty.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// assert!(heap.is_empty());
+    /// heap.push(1.0, job("x"));
+    /// assert!(!heap.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 
     /// Inserts a timer due at `when` (loop time, seconds).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// heap.push(3.0, job("late"));
+    /// heap.push(1.0, job("early"));
+    /// assert_eq!(heap.first_deadline(), Some(1.0));
+    /// ```
     pub fn push(&mut self, when: f64, cb: C) {
         self.seq += 1;
         self.heap.push(Entry {
@@ -78,11 +181,58 @@ impl<C: Callback> TimerHeap<C> {
     }
 
     /// Records that a timer still in the heap was cancelled.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// let jobs: Vec<Job> = (0..200).map(|_| job("t")).collect();
+    /// for (i, j) in jobs.iter().enumerate() {
+    ///     heap.push(i as f64, j.clone());
+    /// }
+    /// // Cancel the 150 *last* timers: none is at the top, only the count triggers compaction.
+    /// for j in &jobs[50..] {
+    ///     j.1.set(true);
+    ///     heap.note_cancelled();
+    /// }
+    /// let mut dropped = Vec::new();
+    /// heap.drop_cancelled(&mut dropped);
+    /// assert_eq!((heap.len(), dropped.len()), (50, 150));
+    /// ```
     pub fn note_cancelled(&mut self) {
         self.cancelled += 1;
     }
 
     /// Deadline of the timer at the top of the heap.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// assert_eq!(heap.first_deadline(), None);
+    /// heap.push(4.5, job("x"));
+    /// assert_eq!(heap.first_deadline(), Some(4.5));
+    /// ```
     pub fn first_deadline(&self) -> Option<f64> {
         self.heap.first().map(|e| e.when)
     }
@@ -91,6 +241,31 @@ impl<C: Callback> TimerHeap<C> {
     /// [`MIN_SCHEDULED_FOR_COMPACTION`] timers are scheduled and more than half are cancelled,
     /// rebuild the heap without them; otherwise pop cancelled timers off the top.
     /// Returns the dropped callbacks so the caller can drop them outside any lock.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// let (a, b) = (job("a"), job("b"));
+    /// heap.push(1.0, a.clone());
+    /// heap.push(2.0, b.clone());
+    /// a.1.set(true);
+    /// heap.note_cancelled();
+    /// let mut dropped = Vec::new();
+    /// heap.drop_cancelled(&mut dropped); // pops the cancelled head
+    /// assert_eq!(dropped, [a]);
+    /// assert_eq!(heap.first_deadline(), Some(2.0));
+    /// ```
     pub fn drop_cancelled(&mut self, out: &mut Vec<C>) {
         let n = self.heap.len();
         if n > MIN_SCHEDULED_FOR_COMPACTION && self.cancelled * 2 > n {
@@ -119,6 +294,25 @@ impl<C: Callback> TimerHeap<C> {
 
     /// Pops the top timer if it is due before `end_time` (`deadline < end_time`, asyncio's
     /// `handle._when >= end_time: break`). Returns its deadline and callback.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// heap.push(1.0, job("a"));
+    /// assert!(heap.pop_due(1.0).is_none()); // due means `deadline < end_time`
+    /// assert_eq!(heap.pop_due(1.5).map(|(when, cb)| (when, cb.0)), Some((1.0, "a")));
+    /// ```
     pub fn pop_due(&mut self, end_time: f64) -> Option<(f64, C)> {
         if self.heap.first()?.when >= end_time {
             return None;
@@ -129,6 +323,26 @@ impl<C: Callback> TimerHeap<C> {
     }
 
     /// Removes every timer (for closing a loop), returning their callbacks.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// heap.push(1.0, job("a"));
+    /// heap.push(2.0, job("b"));
+    /// assert_eq!(heap.clear().len(), 2);
+    /// assert!(heap.is_empty());
+    /// ```
     pub fn clear(&mut self) -> Vec<C> {
         self.cancelled = 0;
         self.heap
@@ -141,6 +355,27 @@ impl<C: Callback> TimerHeap<C> {
     }
 
     /// Iterates over the scheduled callbacks (in heap order).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, TieBreak, TimerHeap};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// let mut heap = TimerHeap::new(TieBreak::Fifo);
+    /// heap.push(2.0, job("b"));
+    /// heap.push(1.0, job("a"));
+    /// let mut names: Vec<_> = heap.iter().map(|j| j.0).collect();
+    /// names.sort();
+    /// assert_eq!(names, ["a", "b"]);
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = &C> {
         self.heap.iter().map(|e| &e.cb)
     }
