@@ -10,6 +10,7 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import pytest
 from loop_helpers import run_until_done
 
 T = TypeVar("T")
@@ -49,6 +50,31 @@ def unix_path(name: str = "sock") -> Iterator[str]:
 def open_fds() -> set[int]:
     """The fds open in this process right now."""
     return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def describe_fds(fds: set[int]) -> list[str]:
+    """What each fd is (for a leak report)."""
+    out = []
+    for fd in sorted(fds):
+        try:
+            out.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            out.append(f"{fd} -> ?")
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_leaked_fds() -> Iterator[None]:
+    """Fail the module if it leaves fds open (imported by each networking test module)."""
+    import gc
+
+    gc.collect()
+    before = open_fds()
+    yield
+    gc.collect()
+    leaked = open_fds() - before
+    if leaked:
+        pytest.fail(f"fds leaked by this module: {describe_fds(leaked)}", pytrace=False)
 
 
 class Collector(asyncio.Protocol):

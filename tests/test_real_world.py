@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from loop_helpers import new_loop_of_kind
-from net_helpers import run
+from net_helpers import no_leaked_fds, run  # noqa: F401 (no_leaked_fds: autouse)
 
 # ---------------------------------------------------------------- aiohttp
 

@@ -12,7 +12,7 @@ from asyncio import trsock
 from typing import Any
 
 import pytest
-from net_helpers import Collector, run, unix_path
+from net_helpers import Collector, no_leaked_fds, run, unix_path  # noqa: F401 (no_leaked_fds: autouse)
 
 
 class Echo(asyncio.Protocol):
@@ -110,8 +110,16 @@ def test_create_connection_sock(loop: asyncio.AbstractEventLoop) -> None:
 
 def test_create_connection_argument_errors(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> None:
-        with pytest.raises(ValueError, match="host/port and sock can not be specified"):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, sock=socket.socket())
+        with (
+            socket.socket() as sock,
+            pytest.raises(ValueError, match="host/port and sock can not be specified"),
+        ):
+            await loop.create_connection(
+                asyncio.Protocol,
+                "127.0.0.1",
+                1,
+                sock=sock,  # type: ignore[call-overload]
+            )
         with pytest.raises(ValueError, match="host and port was not specified"):
             await loop.create_connection(asyncio.Protocol)
         with pytest.raises(ValueError, match="server_hostname is only meaningful with ssl"):
@@ -135,13 +143,13 @@ def test_create_connection_tries_every_address(
             tcp = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
             return [(*tcp, ("127.0.0.2", port)), (*tcp, ("127.0.0.1", port))]
 
-        loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+        loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign,assignment]
         try:
             tr, _ = await loop.create_connection(
                 asyncio.Protocol, "two.example", port, happy_eyeballs_delay=delay
             )
         finally:
-            del loop.getaddrinfo  # type: ignore[method-assign]
+            del loop.getaddrinfo
         peer = tr.get_extra_info("peername")
         tr.close()
         server.close()
@@ -167,11 +175,11 @@ def test_create_connection_refused_on_every_address(loop: asyncio.AbstractEventL
             tcp = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
             return [(*tcp, ("127.0.0.2", port)), (*tcp, ("127.0.0.1", port))]
 
-        loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+        loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign,assignment]
         try:
             await loop.create_connection(asyncio.Protocol, "two.example", port)
         finally:
-            del loop.getaddrinfo  # type: ignore[method-assign]
+            del loop.getaddrinfo
 
     with pytest.raises(OSError, match="Multiple exceptions: .*Connect call failed"):
         run(loop, main())
@@ -372,7 +380,7 @@ def test_server_accept_out_of_fds(
     # EMFILE on accept: logged, the server stops accepting for a while, then serves again.
     import errno
 
-    monkeypatch.setattr(asyncio.constants, "ACCEPT_RETRY_DELAY", 0.01)
+    monkeypatch.setattr(asyncio.constants, "ACCEPT_RETRY_DELAY", 0.01)  # type: ignore[attr-defined]
     real_accept = socket.socket.accept
     failures = [OSError(errno.EMFILE, "Too many open files")]
 

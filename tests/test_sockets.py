@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from net_helpers import run, unix_path
+from net_helpers import no_leaked_fds, run, unix_path  # noqa: F401 (no_leaked_fds: autouse)
 
 
 @pytest.fixture
@@ -402,9 +402,9 @@ def test_getaddrinfo_numeric(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def test_getaddrinfo_localhost_with_flags(loop: asyncio.AbstractEventLoop) -> None:
-    args = ("localhost", "http")
-    kwargs = {"family": socket.AF_INET, "proto": socket.IPPROTO_TCP, "flags": 0}
-    assert run(loop, loop.getaddrinfo(*args, **kwargs)) == socket.getaddrinfo(*args, **kwargs)
+    flags = {"family": socket.AF_INET, "proto": socket.IPPROTO_TCP, "flags": 0}
+    expected = socket.getaddrinfo("localhost", "http", **flags)
+    assert run(loop, loop.getaddrinfo("localhost", "http", **flags)) == expected
 
 
 def test_getaddrinfo_unresolvable(loop: asyncio.AbstractEventLoop) -> None:
@@ -433,3 +433,37 @@ def test_getaddrinfo_runs_off_the_loop_thread(loop: asyncio.AbstractEventLoop) -
 def test_getnameinfo(loop: asyncio.AbstractEventLoop) -> None:
     got = run(loop, loop.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICHOST))
     assert got == socket.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICHOST)
+
+
+def test_sock_sendfile_is_zero_copy(
+    loop: asyncio.AbstractEventLoop,
+    pair: tuple[socket.socket, socket.socket],
+    payload_file: tuple[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On Linux the selector loops send with os.sendfile, not read() + send().
+    path, data = payload_file
+    a, b = pair
+    calls: list[int] = []
+    real = os.sendfile
+
+    def counting(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        calls.append(count)
+        return real(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", counting)
+
+    async def main() -> bytes:
+        async def read(n: int) -> bytes:
+            buf = bytearray()
+            while len(buf) < n:
+                buf += await loop.sock_recv(b, 1 << 16)
+            return bytes(buf)
+
+        reader = loop.create_task(read(len(data)))
+        with open(path, "rb") as f:  # noqa: ASYNC230 (a local file, the point of the test)
+            await loop.sock_sendfile(a, f, fallback=False)
+        return await reader
+
+    assert run(loop, main()) == data
+    assert calls

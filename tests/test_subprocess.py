@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 import pytest
-from net_helpers import Collector, open_fds, run
+from net_helpers import Collector, no_leaked_fds, open_fds, run  # noqa: F401 (no_leaked_fds: autouse)
 
 PY = sys.executable
 PIPE = asyncio.subprocess.PIPE
@@ -277,9 +277,17 @@ def test_subprocess_exec_protocol_and_transport(loop: asyncio.AbstractEventLoop)
 def test_subprocess_argument_errors(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> None:
         with pytest.raises(ValueError, match="universal_newlines must be False"):
-            await loop.subprocess_exec(asyncio.SubprocessProtocol, PY, universal_newlines=True)
+            await loop.subprocess_exec(
+                asyncio.SubprocessProtocol,
+                PY,
+                universal_newlines=True,  # type: ignore[arg-type]
+            )
         with pytest.raises(ValueError, match="shell must be True"):
-            await loop.subprocess_shell(asyncio.SubprocessProtocol, "true", shell=False)
+            await loop.subprocess_shell(
+                asyncio.SubprocessProtocol,
+                "true",
+                shell=False,  # type: ignore[arg-type]
+            )
         with pytest.raises(ValueError, match="cmd must be a string"):
             await loop.subprocess_shell(asyncio.SubprocessProtocol, ["true"])  # type: ignore[arg-type]
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from asyncio import trsock
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from net_helpers import Certs, Collector, make_certs, run, settle, unix_path
+from net_helpers import Certs, Collector, make_certs, no_leaked_fds, run, settle, unix_path  # noqa: F401 (no_leaked_fds: autouse)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +71,7 @@ def test_tls_connection_and_extra_info(loop: asyncio.AbstractEventLoop, certs: C
         assert cipher == sslobj.cipher()
         assert tr.get_extra_info("compression") is None
         assert tr.get_extra_info("peername") == ("127.0.0.1", port)
-        assert isinstance(tr.get_extra_info("socket"), asyncio.trsock.TransportSocket)
+        assert isinstance(tr.get_extra_info("socket"), trsock.TransportSocket)
 
         st = await server_side
         assert st.get_extra_info("sslcontext") is server_ctx

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from net_helpers import Collector, run
+from net_helpers import Collector, no_leaked_fds, run  # noqa: F401 (no_leaked_fds: autouse)
 
 
 class Pair:
