@@ -216,6 +216,45 @@ def test_streams_echo_with_client_in_another_process(loop: asyncio.AbstractEvent
     assert run(loop, main(), guard=30) == b"client ok on Loop\n"
 
 
+# ---------------------------------------------------------------- fork
+
+
+async def _echo_once() -> bytes:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+    writer.write(b"echo")
+    writer.write_eof()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    return data
+
+
+def test_new_loop_in_a_forked_child(loop: asyncio.AbstractEventLoop, loop_kind: str) -> None:
+    # What gunicorn-style workers do: fork with a loop open, make a fresh loop in the child.
+    # The child's loop works, and the parent's (same poll, same waker) is untouched.
+    assert run(loop, _echo_once()) == b"echo"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        code = 1
+        try:
+            child = new_loop_of_kind(loop_kind)
+            code = 0 if child.run_until_complete(_echo_once()) == b"echo" else 2
+            child.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert run(loop, _echo_once()) == b"echo"
+
+
 # ---------------------------------------------------------------- uvicorn
 
 

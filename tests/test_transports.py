@@ -497,3 +497,34 @@ def test_transport_fd_closed_behind_the_loops_back(
     assert run(loop, main()) is None
     assert [type(c.get("exception")) for c in loop_errors] == [OSError]
     assert loop_errors[0]["exception"].errno == 9  # EBADF from socket.close()
+
+
+def test_watching_an_unwatchable_fd(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, request: pytest.FixtureRequest
+) -> None:
+    # epoll refuses regular files (EPERM) and closed fds (EBADF): the OSError carries the errno,
+    # as asyncio's selector reports it, and leaves no watcher behind.
+    import errno
+    import tempfile
+
+    if loop_kind == "steploop":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="steploop bug: OSError from epoll_ctl has no errno "
+                "(docs/NATIVE_REQUESTS.md, 1)",
+            )
+        )
+
+    with tempfile.TemporaryFile() as f:
+        with pytest.raises(PermissionError) as perm:
+            loop.add_reader(f.fileno(), print)
+        assert perm.value.errno == errno.EPERM
+        assert loop.remove_reader(f.fileno()) is False
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    with pytest.raises(OSError) as bad:
+        loop.add_writer(w, print)
+    assert bad.value.errno == errno.EBADF
+    assert loop.remove_writer(w) is False
