@@ -18,44 +18,527 @@ use crate::timer::{TieBreak, TimerHeap};
 use crate::{Clock, Result, Stats, Step};
 
 /// asyncio's `MAXIMUM_SELECT_TIMEOUT`: the longest single poll, one day.
+///
+/// ```
+/// assert_eq!(steploop::MAX_POLL_TIMEOUT, 86400.0);
+/// ```
 pub const MAX_POLL_TIMEOUT: f64 = 24.0 * 3600.0;
 
 /// What the core needs to know about a scheduled callback.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// /// A callback for the core: a closure and a cancel flag.
+/// #[derive(Clone)]
+/// struct Cb(Rc<dyn Fn()>, Rc<Cell<bool>>);
+///
+/// impl steploop::Callback for Cb {
+///     fn is_cancelled(&self) -> bool {
+///         self.1.get()
+///     }
+/// }
+///
+/// let cb = Cb(Rc::new(|| println!("hi")), Rc::new(Cell::new(false)));
+/// let core = steploop::Core::new(steploop::Clock::monotonic(), steploop::TieBreak::Fifo)?;
+/// core.push_ready(cb.clone());
+/// cb.1.set(true); // cancelled: the core skips it
+/// assert_eq!(core.ready_len(), 1);
+/// # Ok::<(), steploop::Error>(())
+/// ```
 pub trait Callback: Clone {
     /// Whether the callback was cancelled (it is then skipped, or dropped from the heap).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// let (a, b) = (job("a"), job("b"));
+    /// core.push_ready(a.clone());
+    /// core.push_ready(b);
+    /// a.1.set(true);
+    /// let mut log = Log::default();
+    /// let step = core.run_once(Some(std::time::Duration::ZERO), &mut log)?;
+    /// assert_eq!(log.0, ["b"]); // the cancelled one was skipped, and not counted
+    /// assert_eq!(step.callbacks, 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn is_cancelled(&self) -> bool;
     /// Called when a timer leaves the heap (came due, dropped as cancelled, or cleared).
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    ///
+    /// /// A timer callback that knows whether it is still in the heap.
+    /// #[derive(Clone)]
+    /// struct Timer(Rc<Cell<bool>>);
+    /// impl Callback for Timer {
+    ///     fn is_cancelled(&self) -> bool {
+    ///         false
+    ///     }
+    ///     fn unscheduled(&self) {
+    ///         self.0.set(false);
+    ///     }
+    /// }
+    /// struct Nop;
+    /// impl Runner<Timer> for Nop {
+    ///     type Error = std::io::Error;
+    ///     fn run(&mut self, _: &Timer) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    ///         Err(e)
+    ///     }
+    /// }
+    /// let core = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// let scheduled = Rc::new(Cell::new(true));
+    /// core.push_timer(core.time() - 1.0, Timer(scheduled.clone()));
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut Nop)?;
+    /// assert!(!scheduled.get()); // left the heap when it came due
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn unscheduled(&self) {}
 }
 
 /// How a loop runs its callbacks and waits; lets the binding release the GIL around the poll
 /// and turn errors into Python exceptions.
+///
+/// ```
+/// use steploop::{Callback, Clock, Core, Runner, TieBreak};
+///
+/// #[derive(Clone)]
+/// struct Job(u32);
+/// impl Callback for Job {
+///     fn is_cancelled(&self) -> bool {
+///         false
+///     }
+/// }
+///
+/// /// Runs jobs by adding them up; stops the iteration at a zero.
+/// #[derive(Default)]
+/// struct Sum(u32);
+/// impl Runner<Job> for Sum {
+///     type Error = &'static str;
+///     fn run(&mut self, cb: &Job) -> Result<(), &'static str> {
+///         if cb.0 == 0 {
+///             return Err("zero");
+///         }
+///         self.0 += cb.0;
+///         Ok(())
+///     }
+///     fn poll_failed(&mut self, _: std::io::Error) -> Result<(), &'static str> {
+///         Err("poll failed")
+///     }
+/// }
+///
+/// let core = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+/// for n in [1, 2, 0, 4] {
+///     core.push_ready(Job(n));
+/// }
+/// let mut sum = Sum::default();
+/// assert_eq!(core.run_once(None, &mut sum), Err("zero"));
+/// assert_eq!(sum.0, 3);
+/// assert_eq!(core.ready_len(), 1); // the 4 stays queued
+/// # Ok::<(), steploop::Error>(())
+/// ```
 pub trait Runner<C> {
     /// The error a callback or the poll can end the iteration with.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// // `Log` uses `std::io::Error`; the Python binding uses `PyErr`.
+    /// let mut log = Log::default();
+    /// let res: Result<steploop::Step, std::io::Error> = core.run_once(Some(std::time::Duration::ZERO), &mut log);
+    /// assert!(res.is_ok());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     type Error;
     /// Runs one callback. An `Err` ends the iteration at once and reaches the caller of
     /// `run_once`; the callbacks not yet run stay in the ready queue.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_ready(job("a"));
+    /// core.push_ready(job("b"));
+    /// let mut log = Log::default();
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut log)?;
+    /// assert_eq!(log.0, ["a", "b"]); // `run` was called once per callback, in order
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn run(&mut self, cb: &C) -> std::result::Result<(), Self::Error>;
     /// Runs the blocking poll `f` (the binding releases the GIL here).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// /// Counts the blocking polls (the binding releases the GIL around them instead).
+    /// #[derive(Default)]
+    /// struct Blocking(u32);
+    /// impl Runner<Job> for Blocking {
+    ///     type Error = std::io::Error;
+    ///     fn run(&mut self, _: &Job) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    ///         Err(e)
+    ///     }
+    ///     fn blocking<T: Send>(&mut self, f: impl FnOnce() -> T + Send) -> T {
+    ///         self.0 += 1;
+    ///         f()
+    ///     }
+    /// }
+    /// let mut r = Blocking::default();
+    /// core.run_once(Some(std::time::Duration::from_millis(1)), &mut r)?; // may block: counted
+    /// core.push_ready(job("a"));
+    /// core.run_once(None, &mut r)?; // callbacks ready: zero timeout, not "blocking"
+    /// assert_eq!(r.0, 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn blocking<T: Send>(&mut self, f: impl FnOnce() -> T + Send) -> T {
         f()
     }
     /// The poll failed with `e` (`EINTR` included: check for signals here).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.close_reactor(); // every poll fails from now on
+    /// let mut log = Log::default();
+    /// // Nothing ready: the core polls, the poll fails, `poll_failed` turns it into the error.
+    /// assert!(core.run_once(Some(std::time::Duration::from_millis(1)), &mut log).is_err());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn poll_failed(&mut self, e: io::Error) -> std::result::Result<(), Self::Error>;
     /// Whether work is waiting outside the core's queues (e.g. a cross-thread queue): checked
     /// after the loop has published that it is about to poll, so the poll does not block.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// /// Work waits in a queue of its own: the poll must not block.
+    /// struct Outside;
+    /// impl Runner<Job> for Outside {
+    ///     type Error = std::io::Error;
+    ///     fn run(&mut self, _: &Job) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    ///         Err(e)
+    ///     }
+    ///     fn has_pending(&mut self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    /// let t0 = std::time::Instant::now();
+    /// core.run_once(Some(std::time::Duration::from_secs(5)), &mut Outside)?;
+    /// assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn has_pending(&mut self) -> bool {
         false
     }
     /// Called right after the poll, before fd events and timers are queued (e.g. to move a
     /// cross-thread queue into the ready queue).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// /// Moves work from elsewhere into the ready queue right after the poll.
+    /// struct Feed<'a>(&'a Core<Job>, Vec<&'static str>);
+    /// impl Runner<Job> for Feed<'_> {
+    ///     type Error = std::io::Error;
+    ///     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    ///         self.1.push(cb.0);
+    ///         Ok(())
+    ///     }
+    ///     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    ///         Err(e)
+    ///     }
+    ///     fn after_poll(&mut self) {
+    ///         self.0.push_ready(job("fed"));
+    ///     }
+    /// }
+    /// let mut feed = Feed(&core, Vec::new());
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut feed)?;
+    /// assert_eq!(feed.1, ["fed"]); // queued before step 5 counted the ready callbacks
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn after_poll(&mut self) {}
     /// Whether each callback is timed (for `ran`, slow-callback reports and
     /// `Stats::max_callback_time`); untimed iterations read the clock twice in all.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// /// Not timed: `ran` is never called, two clock reads per iteration in all.
+    /// struct Untimed(u32);
+    /// impl Runner<Job> for Untimed {
+    ///     type Error = std::io::Error;
+    ///     fn run(&mut self, _: &Job) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    ///         Err(e)
+    ///     }
+    ///     fn timed(&self) -> bool {
+    ///         false
+    ///     }
+    ///     fn ran(&mut self, _: &Job, _: f64) {
+    ///         self.0 += 1;
+    ///     }
+    /// }
+    /// core.push_ready(job("a"));
+    /// let mut r = Untimed(0);
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut r)?;
+    /// assert_eq!(r.0, 0);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn timed(&self) -> bool {
         true
     }
     /// Called after each timed callback with its duration in seconds.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// /// Reports callbacks slower than 1 ms (what the slow-callback warning is made of).
+    /// #[derive(Default)]
+    /// struct Slow(Vec<&'static str>);
+    /// impl Runner<Job> for Slow {
+    ///     type Error = std::io::Error;
+    ///     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    ///         if cb.0 == "slow" {
+    ///             std::thread::sleep(std::time::Duration::from_millis(2));
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    ///         Err(e)
+    ///     }
+    ///     fn ran(&mut self, cb: &Job, seconds: f64) {
+    ///         if seconds >= 0.001 {
+    ///             self.0.push(cb.0);
+    ///         }
+    ///     }
+    /// }
+    /// core.push_ready(job("fast"));
+    /// core.push_ready(job("slow"));
+    /// let mut r = Slow::default();
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut r)?;
+    /// assert_eq!(r.0, ["slow"]);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     fn ran(&mut self, _cb: &C, _seconds: f64) {}
 }
 
@@ -87,6 +570,43 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The engine state of one loop: ready queue, timers, fd table, reactor, clock, statistics.
+///
+/// ```
+/// # use std::{cell::Cell, rc::Rc};
+/// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+/// # #[derive(Clone)]
+/// # struct Job(&'static str, Rc<Cell<bool>>);
+/// # impl Callback for Job {
+/// #     fn is_cancelled(&self) -> bool {
+/// #         self.1.get()
+/// #     }
+/// # }
+/// # fn job(name: &'static str) -> Job {
+/// #     Job(name, Rc::new(Cell::new(false)))
+/// # }
+/// # #[derive(Default)]
+/// # struct Log(Vec<&'static str>);
+/// # impl Runner<Job> for Log {
+/// #     type Error = std::io::Error;
+/// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+/// #         self.0.push(cb.0);
+/// #         Ok(())
+/// #     }
+/// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+/// #         Err(e)
+/// #     }
+/// # }
+/// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+/// // Schedule: a timer due now, then a ready callback.
+/// core.push_timer(core.time(), job("timer"));
+/// core.push_ready(job("soon"));
+/// let mut log = Log::default();
+/// let step = core.run_once(None, &mut log)?;
+/// // Ready callbacks first, then the timers that came due in this iteration.
+/// assert_eq!(log.0, ["soon", "timer"]);
+/// assert_eq!((step.callbacks, step.timers, step.pending), (2, 1, 0));
+/// # Ok::<(), steploop::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Core<C> {
     /// FIFO of callbacks ready to run. Pushed by any scheduling call, popped by step 5.
@@ -107,6 +627,37 @@ pub struct Core<C> {
 
 impl<C: Callback> Core<C> {
     /// A core on `clock`, with equal deadlines ordered by `tie`.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// let virtual_core: Core<Job> = Core::new(Clock::virtual_at(0.0, true), TieBreak::Asyncio)?;
+    /// assert_eq!(virtual_core.time(), 0.0);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn new(clock: Clock, tie: TieBreak) -> Result<Self> {
         let resolution = clock.resolution();
         Ok(Core {
@@ -123,33 +674,223 @@ impl<C: Callback> Core<C> {
     }
 
     /// The loop's clock.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// assert!(!core.clock().is_virtual());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
 
     /// Current loop time in seconds.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// let t0 = core.time();
+    /// std::thread::sleep(std::time::Duration::from_millis(1));
+    /// assert!(core.time() - t0 >= 0.001);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     #[inline]
     pub fn time(&self) -> f64 {
         self.clock.now()
     }
 
     /// The clock resolution used in the due test (`deadline < now + resolution`).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// assert!(core.resolution() > 0.0);
+    /// // A timer is due when `deadline < now + resolution`: one due "now" runs in this step.
+    /// core.push_timer(core.time(), job("now"));
+    /// let mut log = Log::default();
+    /// assert_eq!(core.run_once(Some(std::time::Duration::ZERO), &mut log)?.timers, 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn resolution(&self) -> f64 {
         self.resolution
     }
 
     /// The reactor (for wake-ups and the poll fd).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// assert!(core.reactor().fd() >= 0);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn reactor(&self) -> &Reactor {
         &self.reactor
     }
 
     /// Appends `cb` to the ready queue.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_ready(job("a"));
+    /// core.push_ready(job("b"));
+    /// assert_eq!(core.ready_len(), 2);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     #[inline]
     pub fn push_ready(&self, cb: C) {
         lock(&self.ready).push_back(cb);
     }
 
     /// Appends `cb` to the ready queue and wakes the loop if it is blocked in a poll.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_ready_threadsafe(job("a"))?; // not polling: no wake-up needed
+    /// assert_eq!(core.ready_len(), 1);
+    /// assert!(!core.reactor().wake_pending());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn push_ready_threadsafe(&self, cb: C) -> Result<()> {
         self.push_ready(cb);
         self.reactor.wake()
@@ -157,33 +898,234 @@ impl<C: Callback> Core<C> {
 
     /// Appends `cb` to the ready queue from outside the loop's callbacks (another thread, or
     /// a host between steps): the loop is woken, and the poll fd turns readable.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_ready_notify(job("a"))?;
+    /// assert!(core.reactor().wake_pending()); // a host watching the poll fd sees it
+    /// let mut log = Log::default();
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut log)?;
+    /// assert_eq!(log.0, ["a"]);
+    /// assert!(!core.reactor().wake_pending()); // consumed by the step's poll
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn push_ready_notify(&self, cb: C) -> Result<()> {
         self.push_ready(cb);
         self.reactor.notify()
     }
 
     /// Number of callbacks in the ready queue.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// assert_eq!(core.ready_len(), 0);
+    /// core.push_ready(job("a"));
+    /// assert_eq!(core.ready_len(), 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn ready_len(&self) -> usize {
         lock(&self.ready).len()
     }
 
     /// Schedules `cb` at loop time `when`.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_timer(core.time() + 60.0, job("later"));
+    /// core.push_timer(core.time() - 1.0, job("overdue"));
+    /// let mut log = Log::default();
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut log)?;
+    /// assert_eq!(log.0, ["overdue"]);
+    /// assert_eq!(core.timers_len(), 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn push_timer(&self, when: f64, cb: C) {
         lock(&self.timers).push(when, cb);
     }
 
     /// Records the cancellation of a timer that is still scheduled (for compaction).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// let t = job("t");
+    /// core.push_timer(core.time() + 60.0, t.clone());
+    /// t.1.set(true); // the callback's own flag...
+    /// core.timer_cancelled(); // ...and the count behind asyncio's compaction rule
+    /// assert_eq!(core.next_deadline(), None); // dropped off the top of the heap
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn timer_cancelled(&self) {
         lock(&self.timers).note_cancelled();
     }
 
     /// Number of timers in the heap (cancelled ones not yet dropped included).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_timer(core.time() + 60.0, job("t"));
+    /// assert_eq!(core.timers_len(), 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn timers_len(&self) -> usize {
         lock(&self.timers).len()
     }
 
     /// Calls `f` on every ready callback, scheduled timer and fd watcher. Skips a queue whose
     /// lock is taken (this is for the garbage collector's traversal, which must never block).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_ready(job("a"));
+    /// core.push_timer(core.time() + 60.0, job("b"));
+    /// let mut names = Vec::new();
+    /// core.for_each_pending(|j| names.push(j.0));
+    /// assert_eq!(names, ["a", "b"]);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn for_each_pending(&self, mut f: impl FnMut(&C)) {
         if let Some(ready) = self.ready.try_lock() {
             ready.iter().for_each(&mut f);
@@ -198,6 +1140,44 @@ impl<C: Callback> Core<C> {
 
     /// Sets (`Some`) or removes (`None`) the reader (`write == false`) or writer of `fd`.
     /// Returns the previous watcher, which the caller drops (or cancels) outside the lock.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// use std::os::fd::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let fd = a.as_raw_fd();
+    /// assert!(core.set_watcher(fd, true, Some(job("writer")))?.is_none());
+    /// let mut log = Log::default();
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut log)?;
+    /// assert_eq!(log.0, ["writer"]); // the socket is writable
+    /// let old = core.set_watcher(fd, true, None)?; // removed: the old watcher comes back
+    /// assert_eq!(old.map(|j| j.0), Some("writer"));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn set_watcher(&self, fd: RawFd, write: bool, cb: Option<C>) -> Result<Option<C>> {
         let mut io = lock(&self.io);
         let old_interest = io.interest(fd);
@@ -223,6 +1203,40 @@ impl<C: Callback> Core<C> {
     }
 
     /// Whether `fd` has a reader (`write == false`) or writer registered.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// use std::os::fd::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// core.set_watcher(a.as_raw_fd(), false, Some(job("reader")))?;
+    /// assert!(core.has_watcher(a.as_raw_fd(), false));
+    /// assert!(!core.has_watcher(a.as_raw_fd(), true));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn has_watcher(&self, fd: RawFd, write: bool) -> bool {
         let (r, w) = lock(&self.io).interest(fd);
         if write {
@@ -233,6 +1247,40 @@ impl<C: Callback> Core<C> {
     }
 
     /// Returns a clone of the reader or writer of `fd`.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// use std::os::fd::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// core.set_watcher(a.as_raw_fd(), false, Some(job("reader")))?;
+    /// assert_eq!(core.watcher(a.as_raw_fd(), false).map(|j| j.0), Some("reader"));
+    /// assert!(core.watcher(a.as_raw_fd(), true).is_none());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn watcher(&self, fd: RawFd, write: bool) -> Option<C> {
         let io = lock(&self.io);
         let w = io.get(fd)?;
@@ -244,11 +1292,79 @@ impl<C: Callback> Core<C> {
     }
 
     /// Number of watched fds.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// use std::os::fd::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// core.set_watcher(a.as_raw_fd(), false, Some(job("r")))?;
+    /// core.set_watcher(a.as_raw_fd(), true, Some(job("w")))?;
+    /// assert_eq!(core.watched_fds(), 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn watched_fds(&self) -> usize {
         lock(&self.io).len()
     }
 
     /// Asks the loop to stop after the current iteration.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.stop();
+    /// assert!(core.is_stopping());
+    /// // A stopping loop does not block in its poll, whatever is scheduled.
+    /// let mut log = Log::default();
+    /// core.run_once(None, &mut log)?;
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         // A stop from another thread must end a blocking poll.
@@ -256,17 +1372,115 @@ impl<C: Callback> Core<C> {
     }
 
     /// Whether `stop()` was called since the last reset.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// assert!(!core.is_stopping());
+    /// core.stop();
+    /// assert!(core.is_stopping());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     #[inline]
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
 
     /// Sets the stopping flag (`run_forever` clears it when it returns).
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.stop();
+    /// core.set_stopping(false); // what `run_forever` does on its way out
+    /// assert!(!core.is_stopping());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn set_stopping(&self, v: bool) {
         self.stopping.store(v, Ordering::Release);
     }
 
     /// Removes every callback, timer and fd watcher, returning them for the caller to drop.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_ready(job("a"));
+    /// core.push_timer(core.time() + 60.0, job("b"));
+    /// let removed = core.clear();
+    /// assert_eq!(removed.len(), 2);
+    /// assert_eq!((core.ready_len(), core.timers_len()), (0, 0));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn clear(&self) -> Vec<C> {
         let mut out: Vec<C> = lock(&self.ready).drain(..).collect();
         out.extend(lock(&self.timers).clear());
@@ -282,6 +1496,41 @@ impl<C: Callback> Core<C> {
 
     /// Closes the reactor's fds now (for `loop.close()`); the fd table is locked meanwhile so
     /// no registration races the close.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.close_reactor();
+    /// assert!(core.reactor().is_closed());
+    /// assert!(matches!(
+    ///     core.set_watcher(0, false, Some(job("r"))),
+    ///     Err(steploop::Error::Closed)
+    /// ));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn close_reactor(&self) {
         let _io = lock(&self.io);
         self.reactor.close();
@@ -289,6 +1538,39 @@ impl<C: Callback> Core<C> {
 
     /// Drops cancelled timers off the top of the heap and returns the deadline of the first
     /// live one.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// assert_eq!(core.next_deadline(), None);
+    /// let when = core.time() + 60.0;
+    /// core.push_timer(when, job("t"));
+    /// assert_eq!(core.next_deadline(), Some(when));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn next_deadline(&self) -> Option<f64> {
         let mut garbage = Vec::new();
         let when = {
@@ -302,6 +1584,40 @@ impl<C: Callback> Core<C> {
 
     /// Seconds until the next step has work: `Some(0.0)` if callbacks are ready or the loop
     /// is stopping, the time to the first timer, or `None` if nothing is scheduled.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// assert_eq!(core.time_until_next(), None);
+    /// core.push_timer(core.time() + 60.0, job("t"));
+    /// assert!(core.time_until_next().unwrap() > 59.0);
+    /// core.push_ready(job("a"));
+    /// assert_eq!(core.time_until_next(), Some(0.0));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn time_until_next(&self) -> Option<f64> {
         if self.ready_len() > 0 || self.is_stopping() {
             return Some(0.0);
@@ -311,11 +1627,78 @@ impl<C: Callback> Core<C> {
     }
 
     /// A snapshot of the statistics.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_ready(job("a"));
+    /// let mut log = Log::default();
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut log)?;
+    /// let s = core.stats();
+    /// assert_eq!((s.iterations, s.callbacks), (1, 1));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         lock(&self.stats).snapshot()
     }
 
     /// Resets the statistics.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// let mut log = Log::default();
+    /// core.run_once(Some(std::time::Duration::ZERO), &mut log)?;
+    /// core.reset_stats();
+    /// assert_eq!(core.stats().iterations, 0);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn reset_stats(&self) {
         *lock(&self.stats) = StatsState::default();
     }
@@ -327,6 +1710,42 @@ impl<C: Callback> Core<C> {
     /// 3. poll, and append every ready reader/writer to the ready queue;
     /// 4. move every timer with `deadline < now + resolution` to the ready queue;
     /// 5. run the callbacks that are ready at this point, and only those.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// core.push_ready(job("a"));
+    /// let mut log = Log::default();
+    /// let step = core.run_once(None, &mut log)?; // callbacks ready: does not block
+    /// assert_eq!(step.callbacks, 1);
+    /// // Nothing scheduled: the bound is the only limit on the wait.
+    /// let idle = core.run_once(Some(std::time::Duration::from_millis(1)), &mut log)?;
+    /// assert_eq!(idle.callbacks, 0);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
     pub fn run_once<R: Runner<C>>(
         &self,
         max_wait: Option<Duration>,
