@@ -1,7 +1,7 @@
 """Run any asyncio program on steploop.
 
-    python -m steploop [--debug] [--slow-callback-duration S] script.py [args ...]
-    python -m steploop [--debug] [--slow-callback-duration S] -m module [args ...]
+    python -m steploop [--debug] [--slow-callback-duration S] [--watchdog S] [--stats]
+                       (script.py | -m module) [args ...]
 
 Installs `steploop.EventLoopPolicy` (so `asyncio.run`, `asyncio.Runner` and
 `asyncio.new_event_loop` all create steploop loops), then runs the script or module
@@ -10,6 +10,12 @@ as `__main__`, with `sys.argv` set as if it had been started by `python` itself.
 `--debug` is `PYTHONASYNCIODEBUG=1`: every loop created starts in debug mode (and so
 do loops of child processes, through the environment). `--slow-callback-duration S`
 sets `loop.slow_callback_duration` on every loop created (asyncio's default: 0.1).
+`--watchdog S` turns on `loop.set_blocking_watchdog(S)` on every loop created: a callback
+that runs longer than S seconds is reported with the loop thread's stack while it runs.
+`--stats` prints `loop.stats()` of every loop created, as a table on stderr, when the
+program ends (the loops are kept alive until then).
+
+    $ python -m steploop --stats --watchdog 0.5 server.py
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import builtins
 import importlib.machinery
 import io
+import math
 import os
 import runpy
 import sys
@@ -33,10 +40,20 @@ import steploop
 class _ConfiguredPolicy(steploop.EventLoopPolicy):
     """`steploop.EventLoopPolicy` whose new loops get the command line's settings."""
 
-    def __init__(self, *, debug: bool, slow_callback_duration: float | None) -> None:
+    def __init__(
+        self,
+        *,
+        debug: bool,
+        slow_callback_duration: float | None,
+        watchdog: float | None = None,
+        stats: bool = False,
+    ) -> None:
         super().__init__()
         self._debug = debug
         self._slow_callback_duration = slow_callback_duration
+        self._watchdog = watchdog
+        # With --stats: every loop made, in order, for the table at exit.
+        self.loops: list[steploop.Loop] | None = [] if stats else None
 
     def new_event_loop(self) -> steploop.Loop:
         loop = super().new_event_loop()
@@ -44,7 +61,49 @@ class _ConfiguredPolicy(steploop.EventLoopPolicy):
             loop.set_debug(True)
         if self._slow_callback_duration is not None:
             loop.slow_callback_duration = self._slow_callback_duration
+        if self._watchdog is not None:
+            loop.set_blocking_watchdog(self._watchdog)
+        if self.loops is not None:
+            self.loops.append(loop)
         return loop
+
+
+_STATS_UNITS = {
+    "poll_time": "s",
+    "busy_time": "s",
+    "max_callback_time": "s",
+    "lag_p50": "s",
+    "lag_p99": "s",
+}
+
+
+def _stats_table(loops: list[steploop.Loop], *, timed: bool) -> str:
+    """`loop.stats()` of each loop as a table: one block per loop. ``timed``: callbacks were
+    timed (--debug or --watchdog), so ``max_callback_time`` was measured."""
+    if not loops:
+        return "steploop stats: no event loop was created\n"
+    lines = []
+    for number, loop in enumerate(loops, 1):
+        state = "closed" if loop.is_closed() else "open"
+        lines.append(f"steploop stats: loop {number} of {len(loops)} ({state})")
+        for name, value in loop.stats().items():
+            if name == "utilization":
+                text = f"{value * 100:.1f} %"
+            elif name in _STATS_UNITS:
+                text = f"{value * 1000:.3f} ms"
+            else:
+                text = f"{int(value)}"
+            if name == "max_callback_time" and not timed:
+                text += "  (measured only with --debug or --watchdog)"
+            lines.append(f"  {name:<18} {text}")
+    return "\n".join(lines) + "\n"
+
+
+def _threshold(text: str) -> float:
+    value = _positive_float(text)
+    if value == 0.0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -60,7 +119,7 @@ def _positive_float(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m steploop",
-        usage="%(prog)s [-h] [--debug] [--slow-callback-duration S]"
+        usage="%(prog)s [-h] [--debug] [--slow-callback-duration S] [--watchdog S] [--stats]"
         " (script.py | -m module) [args ...]",
         description="Run an asyncio program on the steploop event loop.",
     )
@@ -74,6 +133,18 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_float,
         metavar="S",
         help="in debug mode, log callbacks that run longer than S seconds (default 0.1)",
+    )
+    parser.add_argument(
+        "--watchdog",
+        type=_threshold,
+        metavar="S",
+        help="log the stack of any callback still running after S seconds, then its duration"
+        " (loop.set_blocking_watchdog(S) on every loop)",
+    )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="print loop.stats() of every loop to stderr when the program ends",
     )
     # Both take everything that follows, so the program's own options are not ours.
     parser.add_argument(
@@ -137,10 +208,24 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("a script or -m module is required")
     if args.debug:
         os.environ["PYTHONASYNCIODEBUG"] = "1"
-    asyncio.set_event_loop_policy(
-        _ConfiguredPolicy(debug=args.debug, slow_callback_duration=args.slow_callback_duration)
+    policy = _ConfiguredPolicy(
+        debug=args.debug,
+        slow_callback_duration=args.slow_callback_duration,
+        watchdog=args.watchdog,
+        stats=args.stats,
     )
+    asyncio.set_event_loop_policy(policy)
+    try:
+        _run_program(args)
+    finally:
+        if policy.loops is not None:
+            sys.stdout.flush()
+            timed = args.debug or args.watchdog is not None
+            sys.stderr.write(_stats_table(policy.loops, timed=timed))
+            sys.stderr.flush()
 
+
+def _run_program(args: argparse.Namespace) -> None:
     try:
         if args.module is not None:
             module, *module_args = args.module
