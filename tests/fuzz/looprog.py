@@ -400,7 +400,9 @@ class Run:
                     else:
                         self.rec("task_await", i, j, "got", value)
             elif op == "await_task":
-                others = [t for t in self.tasks if t is not asyncio.current_task()]
+                # only tasks created before this one: a cycle of tasks awaiting each other
+                # makes cancel() recurse without end (on asyncio as on steploop)
+                others = self.tasks[:i]
                 if others:
                     j = step[1] % len(others)
                     try:
