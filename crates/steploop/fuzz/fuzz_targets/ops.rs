@@ -4,7 +4,7 @@
 //! The driver is shared with the stable test `tests/fuzz_ops.rs`.
 //!
 //! ```text
-//! cd crates/steploop/fuzz && cargo +nightly fuzz run ops -- -max_total_time=60
+//! cd crates/steploop && cargo +nightly fuzz run ops -- -max_total_time=60
 //! ```
 #![no_main]
 
