@@ -167,8 +167,10 @@ use std::future::Future;
 #[test]
 fn many_tasks_reuse_slots() {
     let lp = new_loop();
+    // Fewer under miri, which interprets every poll.
+    let n = if cfg!(miri) { 50 } else { 1000 };
     for round in 0..3 {
-        let tasks: Vec<_> = (0..1000)
+        let tasks: Vec<_> = (0..n)
             .map(|i| {
                 lp.spawn(async move {
                     steploop::yield_now().await;
@@ -185,6 +187,6 @@ fn many_tasks_reuse_slots() {
                 s
             })
             .unwrap();
-        assert_eq!(sum, round * 999 * 1000 / 2);
+        assert_eq!(sum, round * (n - 1) * n / 2);
     }
 }
