@@ -393,3 +393,43 @@ def test_argument_errors(loop: asyncio.AbstractEventLoop, certs: Certs) -> None:
             await loop.create_connection(asyncio.Protocol, sock=sock, ssl=certs.client_context())
 
     run(loop, main())
+
+
+def test_shutdown_timeout(loop: asyncio.AbstractEventLoop, certs: Certs) -> None:
+    # The peer completes the handshake, then never answers our close_notify.
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    done = threading.Event()
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with certs.server_context().wrap_socket(conn, server_side=True):  # handshakes
+            done.wait(30)
+            # never reads: our close_notify goes unanswered
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+
+    async def main() -> BaseException | None:
+        tr, proto = await loop.create_connection(
+            lambda: Collector(loop),
+            *listener.getsockname(),
+            ssl=certs.client_context(),
+            server_hostname="localhost",
+            ssl_shutdown_timeout=0.1,
+        )
+        tr.close()
+        exc: BaseException | None = await proto.lost
+        return exc
+
+    try:
+        exc = run(loop, main())
+    finally:
+        done.set()
+        thread.join(30)
+        listener.close()
+    assert isinstance(exc, TimeoutError)
+    assert str(exc) == "SSL shutdown timed out"
