@@ -15,6 +15,7 @@ import warnings
 from typing import Any
 
 import pytest
+from loop_helpers import new_loop_of_kind
 from net_helpers import Collector, no_leaked_fds, open_fds, run  # noqa: F401 (no_leaked_fds: autouse)
 
 PY = sys.executable
@@ -357,11 +358,7 @@ def _pidfds() -> int:
 
 
 @pytest.mark.steploop_only
-def test_steploop_reaps_through_pidfds(
-    monkeypatch: pytest.MonkeyPatch, new_loop: Any, loop_kind: str
-) -> None:
-    if loop_kind != "steploop":
-        pytest.skip("steploop's own mechanism")
+def test_steploop_reaps_through_pidfds(monkeypatch: pytest.MonkeyPatch) -> None:
     from steploop import _unix
 
     if not _unix.can_use_pidfd():
@@ -372,7 +369,7 @@ def test_steploop_reaps_through_pidfds(
 
     monkeypatch.setattr(asyncio, "get_child_watcher", no_watchers)
     monkeypatch.setattr(asyncio.events, "get_child_watcher", no_watchers)
-    loop = new_loop()
+    loop = new_loop_of_kind("steploop")
     before = _pidfds()
 
     async def main() -> tuple[int, int]:
@@ -384,16 +381,17 @@ def test_steploop_reaps_through_pidfds(
         proc.stdin.close()
         return watching, await proc.wait()
 
-    assert run(loop, main()) == (1, 0)
-    assert _pidfds() == before  # closed once the child was reaped
+    try:
+        assert run(loop, main()) == (1, 0)
+        assert _pidfds() == before  # closed once the child was reaped
+    finally:
+        loop.close()
 
 
 @pytest.mark.steploop_only
-def test_steploop_close_with_a_running_child(new_loop: Any, loop_kind: str) -> None:
+def test_steploop_close_with_a_running_child() -> None:
     # Closing the loop stops watching (no pidfd left open); the child is still reaped later.
-    if loop_kind != "steploop":
-        pytest.skip("steploop's own mechanism")
-    loop = new_loop()
+    loop = new_loop_of_kind("steploop")
     before = _pidfds()
 
     async def main() -> Any:
@@ -415,3 +413,25 @@ def test_steploop_close_with_a_running_child(new_loop: Any, loop_kind: str) -> N
         threading.Event().wait(0.01)
     else:
         pytest.fail(f"child {pid} still exists (a zombie?)")
+
+
+@pytest.mark.steploop_only
+def test_steploop_without_pidfds_uses_asyncios_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where pidfd_open is missing or forbidden, children are reaped as asyncio reaps them.
+    from steploop import _unix
+
+    monkeypatch.setattr(_unix, "_pidfd_usable", False)
+    monkeypatch.setattr(os, "pidfd_open", None)  # would fail loudly if still called
+    loop = new_loop_of_kind("steploop")
+
+    async def main() -> tuple[bytes, int]:
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "print('fallback')", stdout=PIPE)
+        out, _ = await proc.communicate()
+        return out, await proc.wait()
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: the watcher API
+            assert run(loop, main()) == (b"fallback\n", 0)
+    finally:
+        loop.close()
