@@ -168,14 +168,26 @@ impl Driver {
         self.held.push((id, Held::Soon(h)));
     }
 
-    fn call_remote(&mut self) {
+    /// `call_soon_threadsafe` from this thread, or from another one (joined before the next
+    /// operation, so the model's FIFO order stays known).
+    fn call_remote(&mut self, other_thread: bool) {
         let id = self.id();
         let token = self.token();
         self.model.soon.push(id);
-        let res = self.lp.remote().call_soon_threadsafe(move || {
-            let _t = token;
-            log(id, Kind::Soon);
-        });
+        let remote = self.lp.remote();
+        let call = move || {
+            remote.call_soon_threadsafe(move || {
+                let _t = token;
+                log(id, Kind::Soon);
+            })
+        };
+        let res = if other_thread {
+            std::thread::spawn(call)
+                .join()
+                .expect("remote thread panicked")
+        } else {
+            call()
+        };
         assert!(res.is_ok(), "Remote of a live loop failed: {res:?}");
     }
 
@@ -364,8 +376,19 @@ impl Driver {
     }
 }
 
+/// What one sequence did (for the stable test to check that the driver exercises the loop).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Summary {
+    /// Callbacks and task polls that ran.
+    pub runs: usize,
+    /// Callbacks, timers and tasks cancelled before they ran.
+    pub cancelled: usize,
+    /// Timers that ran.
+    pub timers: usize,
+}
+
 /// Runs one operation sequence. Panics (with a message) on a broken invariant.
-pub fn run(data: &[u8]) {
+pub fn run(data: &[u8]) -> Summary {
     LOG.with(|l| l.borrow_mut().clear());
     let lp = EventLoop::new().expect("EventLoop::new");
     let drops = Arc::new(AtomicUsize::new(0));
@@ -390,7 +413,7 @@ pub fn run(data: &[u8]) {
             2 => d.call_later(arg),
             3 => d.cancel(arg),
             4 | 5 => d.run_once(),
-            6 => d.call_remote(),
+            6 => d.call_remote(arg % 8 == 0),
             7 => d.spawn(arg),
             8 => d.drop_handle(arg),
             9 => {
@@ -413,11 +436,11 @@ pub fn run(data: &[u8]) {
             }
         }
     }
-    finish(d, &drops);
+    finish(d, &drops)
 }
 
 /// Drains the loop and checks that everything that had to run ran, exactly once.
-fn finish(mut d: Driver, drops: &Arc<AtomicUsize>) {
+fn finish(mut d: Driver, drops: &Arc<AtomicUsize>) -> Summary {
     // Tiny timers are at most 50 µs away.
     let latest = d
         .model
@@ -463,6 +486,11 @@ fn finish(mut d: Driver, drops: &Arc<AtomicUsize>) {
             assert!(t.is_finished(), "task {id} not finished after draining");
         }
     }
+    let summary = Summary {
+        runs: LOG.with(|l| l.borrow().len()),
+        cancelled: m.cancelled.len(),
+        timers: LOG.with(|l| l.borrow().iter().filter(|r| r.kind == Kind::Timer).count()),
+    };
     let tokens = m.tokens;
     drop(d);
     assert_eq!(
@@ -470,4 +498,5 @@ fn finish(mut d: Driver, drops: &Arc<AtomicUsize>) {
         tokens,
         "closures not dropped exactly once"
     );
+    summary
 }
