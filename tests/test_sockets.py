@@ -7,6 +7,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from net_helpers import no_leaked_fds, run, unix_path  # noqa: F401 (no_leaked_fds: autouse)
@@ -467,3 +468,64 @@ def test_sock_sendfile_is_zero_copy(
 
     assert run(loop, main()) == data
     assert calls
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "kwargs"),
+    [
+        ("127.0.0.1", 80, {}),
+        ("127.0.0.1", "8080", {"type": socket.SOCK_STREAM}),
+        (b"10.1.2.3", b"53", {"type": socket.SOCK_DGRAM}),
+        ("::1", 443, {"family": socket.AF_INET6, "proto": socket.IPPROTO_TCP}),
+        ("127.0.0.1", None, {"flags": socket.AI_PASSIVE}),
+        ("127.0.0.1", "http", {}),  # a service name: not the numeric fast path
+        (None, 0, {"flags": socket.AI_PASSIVE, "type": socket.SOCK_STREAM}),
+        ("127.0.0.1", 70000, {}),  # libc takes the port modulo 65536
+    ],
+)
+def test_getaddrinfo_matches_the_resolver(
+    loop: asyncio.AbstractEventLoop, host: Any, port: Any, kwargs: dict[str, int]
+) -> None:
+    assert run(loop, loop.getaddrinfo(host, port, **kwargs)) == socket.getaddrinfo(
+        host, port, **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "kwargs"),
+    [
+        ("127.0.0.1", 80, {"family": socket.AF_INET6}),  # an IPv4 address for AF_INET6
+        ("::1", 80, {"family": socket.AF_INET}),
+        ("127.0.0.1", "no-such-service", {}),
+    ],
+)
+def test_getaddrinfo_numeric_errors(
+    loop: asyncio.AbstractEventLoop, host: Any, port: Any, kwargs: dict[str, int]
+) -> None:
+    with pytest.raises(socket.gaierror) as expected:
+        socket.getaddrinfo(host, port, **kwargs)
+    with pytest.raises(expected.type) as got:
+        run(loop, loop.getaddrinfo(host, port, **kwargs))
+    assert got.value.args == expected.value.args
+
+
+@pytest.mark.steploop_only
+def test_steploop_numeric_getaddrinfo_skips_the_executor() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loop_helpers import new_loop_of_kind
+
+    class NoExecutor(ThreadPoolExecutor):
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the executor was used")
+
+    loop = new_loop_of_kind("steploop")
+    loop.set_debug(False)  # debug mode keeps asyncio's path (and its timing log)
+    loop.set_default_executor(NoExecutor())
+    try:
+        infos = run(loop, loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM))
+        assert infos == socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+        with pytest.raises(AssertionError, match="the executor was used"):
+            run(loop, loop.getaddrinfo("localhost", 80))
+    finally:
+        loop.close()

@@ -220,6 +220,21 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
             extra, **kwargs,
         )  # fmt: skip
 
+    async def getaddrinfo(  # type: ignore[override]
+        self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0,
+        flags: int = 0,
+    ) -> list[Any]:  # fmt: skip
+        # A numeric host and port need no resolver: answer on the loop thread, without the
+        # executor round trip (debug mode keeps asyncio's path and its timing log).
+        if not self._debug:
+            self._check_closed()  # type: ignore[attr-defined]
+            infos = _unix.numeric_addrinfo(host, port, family, type, proto, flags)
+            if infos is not None:
+                return infos
+        return await super().getaddrinfo(  # type: ignore[no-any-return]
+            host, port, family=family, type=type, proto=proto, flags=flags
+        )
+
     def _process_events(self, event_list: Any) -> None:
         """The engine dispatches fd events itself; nothing is left for this hook."""
 

@@ -1,5 +1,6 @@
 """What steploop adds to asyncio's Unix selector loop code: children reaped through pidfds,
-and a datagram transport that is an `asyncio.DatagramTransport` on every Python version.
+a datagram transport that is an `asyncio.DatagramTransport` on every Python version, and
+`getaddrinfo` answered on the loop thread for numeric hosts.
 
 Child processes. asyncio 3.11 reaps children through a process-wide "child watcher" (a thread
 per child by default), deprecated in 3.12 and removed in 3.14. steploop does what 3.12's
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from asyncio import selector_events, unix_events
 from asyncio.log import logger
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._loop import Loop
 
-__all__ = ["ChildReaper", "DatagramTransport", "can_use_pidfd"]
+__all__ = ["ChildReaper", "DatagramTransport", "can_use_pidfd", "numeric_addrinfo"]
 
 _SelectorDatagramTransport: type = selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
 
@@ -170,3 +172,39 @@ async def make_subprocess_transport(
         await transport._wait()
         raise
     return transport
+
+
+_AI_NUMERICSERV: int = getattr(socket, "AI_NUMERICSERV", 0)
+
+
+def numeric_addrinfo(
+    host: Any, port: Any, family: int, socktype: int, proto: int, flags: int
+) -> list[Any] | None:
+    """`socket.getaddrinfo` for a numeric IP host and a numeric port, or None for anything
+    else. Such a look-up never touches DNS or /etc/services, so it can run on the loop thread
+    instead of going to the executor (the answer is the same: it is the same libc call)."""
+    if isinstance(host, bytes):
+        try:
+            host = host.decode("ascii")
+        except UnicodeError:
+            return None
+    if not isinstance(host, str):
+        return None
+    if isinstance(port, (str, bytes)):
+        if not port.isdigit():
+            return None
+        port = int(port)
+    elif port is not None and not isinstance(port, int):
+        return None
+    for af in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(af, host)
+        except OSError:
+            continue
+        try:
+            return socket.getaddrinfo(
+                host, port, family, socktype, proto, flags | socket.AI_NUMERICHOST | _AI_NUMERICSERV
+            )
+        except socket.gaierror:
+            return None  # let the ordinary path raise what it raises
+    return None
