@@ -435,3 +435,58 @@ def test_steploop_without_pidfds_uses_asyncios_code(monkeypatch: pytest.MonkeyPa
             assert run(loop, main()) == (b"fallback\n", 0)
     finally:
         loop.close()
+
+
+# ---------------------------------------------------------------- a watcher the user installed
+
+needs_watcher_api = pytest.mark.skipif(
+    not hasattr(asyncio, "set_child_watcher"), reason="child watchers are gone (3.14+)"
+)
+
+
+@needs_watcher_api
+def test_user_installed_inactive_watcher(loop: asyncio.AbstractEventLoop) -> None:
+    # CPython's GenericWatcherTests: a watcher the user installed is asked first.
+    from unittest import mock
+
+    watcher = mock.create_autospec(
+        asyncio.AbstractChildWatcher,
+        **{"__enter__.return_value.is_active.return_value": False},
+    )
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="is not activated"):
+            await asyncio.create_subprocess_exec(PY, "-c", "pass")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the watcher API, 3.12+
+        asyncio.set_child_watcher(watcher)
+        try:
+            run(loop, main())
+        finally:
+            asyncio.set_child_watcher(None)  # type: ignore[arg-type]
+    watcher.add_child_handler.assert_not_called()
+
+
+@needs_watcher_api
+def test_user_installed_fast_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
+    # FastChildWatcher reaps every child of the process: it must be the one that reports ours.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = asyncio.FastChildWatcher()
+        watcher.attach_loop(loop)
+        asyncio.set_child_watcher(watcher)
+
+    async def main() -> list[int]:
+        async def child(code: int) -> int:
+            proc = await asyncio.create_subprocess_exec(PY, "-c", f"raise SystemExit({code})")
+            return await proc.wait()
+
+        return list(await asyncio.gather(*(child(i) for i in range(4))))
+
+    try:
+        assert run(loop, main()) == [0, 1, 2, 3]
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_child_watcher(None)  # type: ignore[arg-type]

@@ -210,8 +210,9 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         bufsize: int, extra: Any = None, **kwargs: Any,
     ) -> Any:  # fmt: skip
         # Children are reaped through pidfds watched by this loop (see _unix.py), not through
-        # asyncio's process-wide child watchers (deprecated in 3.12, gone in 3.14).
-        if not _unix.can_use_pidfd():
+        # asyncio's process-wide child watchers (deprecated in 3.12, gone in 3.14), unless
+        # pidfds are unavailable or the user installed a watcher of their own.
+        if not _unix.can_use_pidfd() or _unix.user_child_watcher() is not None:
             return await super()._make_subprocess_transport(  # type: ignore[misc]
                 protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs
             )

@@ -7,8 +7,12 @@ per child by default), deprecated in 3.12 and removed in 3.14. steploop does wha
 `PidfdChildWatcher` does, per loop and without the watcher API: `os.pidfd_open(pid)` gives an fd
 that turns readable when the child exits; the loop watches it like any socket, then reaps the
 child with `waitpid(pid, WNOHANG)`. No thread, no signal handler, no global state, and it works
-on a loop in any thread. Where pidfds are unavailable (not Linux, a kernel before 5.3, a
-seccomp policy that forbids them) the loop falls back to asyncio's own code.
+on a loop in any thread. asyncio's own code (and so its child watcher) is used instead where
+pidfds are unavailable (not Linux, a kernel before 5.3, a seccomp policy that forbids them), and
+when the user installed a child watcher of their own with `asyncio.set_child_watcher` (3.13 and
+older): a `FastChildWatcher` reaps every child of the process, so it must be the one to report
+ours. The watchers asyncio installs by itself (`ThreadedChildWatcher`, `PidfdChildWatcher`) are
+not the user's choice and do the same job: those are left aside.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._loop import Loop
 
-__all__ = ["ChildReaper", "DatagramTransport", "can_use_pidfd", "numeric_addrinfo"]
+__all__ = [
+    "ChildReaper",
+    "DatagramTransport",
+    "can_use_pidfd",
+    "numeric_addrinfo",
+    "user_child_watcher",
+]
 
 _SelectorDatagramTransport: type = selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
 
@@ -51,6 +61,23 @@ def can_use_pidfd() -> bool:
         else:
             _pidfd_usable = True
     return _pidfd_usable
+
+
+_DEFAULT_WATCHERS = tuple(
+    getattr(unix_events, name)
+    for name in ("ThreadedChildWatcher", "PidfdChildWatcher")
+    if hasattr(unix_events, name)
+)
+
+
+def user_child_watcher() -> Any:
+    """The child watcher the user installed on the current policy, if any (see module doc).
+
+    Reads the policy's attribute: `get_child_watcher()` would create one (and warn on 3.12+)."""
+    watcher = getattr(asyncio.get_event_loop_policy(), "_watcher", None)
+    if watcher is None or isinstance(watcher, _DEFAULT_WATCHERS):
+        return None
+    return watcher
 
 
 class ChildReaper:
