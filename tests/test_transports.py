@@ -528,3 +528,21 @@ def test_watching_an_unwatchable_fd(
         loop.add_writer(w, print)
     assert bad.value.errno == errno.EBADF
     assert loop.remove_writer(w) is False
+
+
+def test_fd_of_a_transport_cannot_be_watched(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        async with tcp_pair(loop) as p:
+            fd = p.client.get_extra_info("socket").fileno()
+            for call in (
+                lambda: loop.add_reader(fd, print),
+                lambda: loop.add_writer(fd, print),
+                lambda: loop.remove_reader(fd),
+                lambda: loop.remove_writer(fd),
+            ):
+                with pytest.raises(
+                    RuntimeError, match=f"File descriptor {fd} is used by transport"
+                ):
+                    call()
+
+    run(loop, main())
