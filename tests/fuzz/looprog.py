@@ -12,7 +12,8 @@ Nothing depends on the wall clock:
 * timers that should fire have deadlines in the past, ``base - 10*k`` (``call_at``) or
   ``-10*k`` (``call_later``), with ``base = loop.time()`` taken once per run and small integer
   ``k``, so many deadlines are exactly equal and their order is decided by the heap alone;
-  timers that should not fire are 10^4 seconds or more in the future;
+  timers that should not fire are at ``base + 10_000 + k`` (never ``call_later``: their
+  order, and so the heap's shape, must not depend on how long the program took);
 * a run that could block is bounded by a *sentinel*: a callback that re-posts itself with
   ``call_soon`` and stops the loop after a fixed number of hops (it is cancelled on exit);
 * a helper thread posts with ``call_soon_threadsafe`` either while the loop thread waits for it
@@ -45,7 +46,7 @@ from hypothesis import strategies as st
 #   ("soon_ts", body)           call_soon_threadsafe(cb) from the loop thread
 #   ("at", k, body)             call_at(base - 10*k, cb)            (due)
 #   ("later", k, body)          call_later(-10*k, cb)               (due)
-#   ("far", k, body)            call_later(10_000 + k, cb)          (never due)
+#   ("far", k, body)            call_at(base + 10_000 + k, cb)      (never due)
 #   ("cancel", h)               handles[h % len].cancel()
 #   ("stop",)                   loop.stop()
 #   ("raise", kind)             raise ValueError / KeyboardInterrupt / SystemExit (last action)
@@ -406,7 +407,8 @@ class Run:
             self._keep(self._call("call_later", loop.call_later, -10 * action[1], cb))
         elif op == "far":
             cb = self.make_cb(action[2], "far")
-            self._keep(self._call("call_later", loop.call_later, 10_000 + action[1], cb))
+            when = self.base + 10_000 + action[1]  # fixed base: see "bulk"
+            self._keep(self._call("call_at", loop.call_at, when, cb))
         elif op == "cancel":
             if self.handles:
                 self.handles[action[1] % len(self.handles)].cancel()
@@ -466,7 +468,11 @@ class Run:
                 cb = self.make_cb([], f"bulk{i % m}")
                 made.append(self._call("call_at", loop.call_at, self.base - 10 * (i % m), cb))
             for i in range(n_far):
-                made.append(self._call("call_later", loop.call_later, 10_000 + i % 7, _noop))
+                # call_at from the fixed base, not call_later: the far timers' order must not
+                # depend on how long this loop takes (a GC pause of a second would reorder
+                # them, reshape the heap, and so reorder the due timers with equal deadlines)
+                when = self.base + 10_000 + i % 7
+                made.append(self._call("call_at", loop.call_at, when, _noop))
             for i, h in enumerate(made):
                 if h is not None and i % every == 0:
                     h.cancel()
