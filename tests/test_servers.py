@@ -634,3 +634,66 @@ def test_many_concurrent_stream_clients(loop: asyncio.AbstractEventLoop) -> None
         return list(results)
 
     assert run(loop, main()) == [True] * 50
+
+
+EMFILE_SCRIPT = """
+import asyncio, os, resource, socket, sys
+sys.path.insert(0, sys.argv[2])
+from loop_helpers import new_loop_of_kind
+
+asyncio.constants.ACCEPT_RETRY_DELAY = 0.01
+errors = []
+
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: errors.append(context["message"]))
+    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, backlog=200)
+    addr = server.sockets[0].getsockname()
+    # Leave room for 30 more fds: the clients below use them up, accept() hits EMFILE.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 30, 4096))
+    clients = []
+    try:
+        for _ in range(40):
+            s = socket.socket()
+            s.setblocking(False)
+            clients.append(s)
+            try:
+                s.connect(addr)
+            except BlockingIOError:
+                pass
+    except OSError:
+        pass
+    for _ in range(50):
+        await asyncio.sleep(0)
+    for s in clients:
+        s.close()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    reader, writer = await asyncio.open_connection(*addr)  # served again
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+
+loop = new_loop_of_kind(sys.argv[1])
+loop.run_until_complete(main())
+loop.close()
+print(sorted(set(errors)))
+"""
+
+
+def test_server_accept_hits_the_fd_limit(loop_kind: str) -> None:
+    # A real EMFILE (RLIMIT_NOFILE lowered, in a child process): logged as asyncio logs it,
+    # and the server accepts again once fds are free.
+    import subprocess
+    import sys
+
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.run(
+        [sys.executable, "-c", EMFILE_SCRIPT, loop_kind, tests_dir],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['socket.accept() out of system resource']"
