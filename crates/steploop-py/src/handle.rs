@@ -1,7 +1,6 @@
 //! `Handle` and `TimerHandle`: what `call_soon`/`call_later`/`call_at`/`add_reader` return,
 //! with asyncio's behaviour, repr and exception reporting.
 
-use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
@@ -10,7 +9,7 @@ use pyo3::types::{PyDict, PyFloat, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::loop_core::LoopCore;
-use crate::py::{imports, run_in_context};
+use crate::py::{imports, run_in_context, GilCell};
 
 /// The references a handle holds; cleared by `cancel()` (callback and args, as asyncio does)
 /// and by the garbage collector.
@@ -28,7 +27,7 @@ pub(crate) struct Refs {
 #[pyclass(subclass, frozen, module = "steploop")]
 pub struct Handle {
     /// Callback, args, context. Locked only to copy or clear references; never across a call.
-    refs: Mutex<Refs>,
+    refs: GilCell<Refs>,
     /// The loop that owns the handle (for the exception handler and timer bookkeeping).
     lp: Py<LoopCore>,
     cancelled: AtomicBool,
@@ -79,15 +78,15 @@ pub(crate) struct NewHandle {
 }
 
 impl Handle {
-    fn refs(&self) -> MutexGuard<'_, Refs> {
-        self.refs.lock()
+    fn refs(&self, py: Python<'_>) -> &mut Refs {
+        self.refs.get(py)
     }
 
     /// Creates a plain handle or, with `when`, a timer handle; returns it as a `Handle`.
     pub(crate) fn create(py: Python<'_>, h: NewHandle) -> PyResult<Py<Handle>> {
         let timer = h.when.is_some();
         let base = Handle {
-            refs: Mutex::new(Refs {
+            refs: GilCell::new(Refs {
                 callback: Some(h.callback),
                 args: Some(h.args),
                 context: Some(h.context),
@@ -113,7 +112,7 @@ impl Handle {
         let py = slf.py();
         let this = slf.get();
         let (callback, args, context, tb) = {
-            let r = this.refs();
+            let r = this.refs(py);
             match (&r.callback, &r.args, &r.context) {
                 (Some(c), Some(a), Some(x)) => (
                     c.clone_ref(py),
@@ -163,7 +162,7 @@ impl Handle {
             info.insert(pos, format!("when={}", PyFloat::new(py, when).repr()?));
         }
         let (callback, args, tb) = {
-            let r = this.refs();
+            let r = this.refs(py);
             (
                 r.callback.as_ref().map(|c| c.clone_ref(py)),
                 r.args.as_ref().map(|a| a.clone_ref(py)),
@@ -218,7 +217,7 @@ impl Handle {
             None
         };
         let (cb, args) = {
-            let mut r = this.refs();
+            let r = this.refs(py);
             if keep_repr.is_some() {
                 r.repr = keep_repr;
             }
@@ -237,7 +236,7 @@ impl Handle {
 
     /// Return the `contextvars.Context` the callback runs in.
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.refs()
+        self.refs(py)
             .context
             .as_ref()
             .map_or_else(|| py.None(), |c| c.clone_ref(py))
@@ -255,7 +254,7 @@ impl Handle {
 
     #[getter]
     fn _callback(&self, py: Python<'_>) -> Py<PyAny> {
-        self.refs()
+        self.refs(py)
             .callback
             .as_ref()
             .map_or_else(|| py.None(), |c| c.clone_ref(py))
@@ -263,7 +262,7 @@ impl Handle {
 
     #[getter]
     fn _args(&self, py: Python<'_>) -> Py<PyAny> {
-        self.refs()
+        self.refs(py)
             .args
             .as_ref()
             .map_or_else(|| py.None(), |a| a.clone_ref(py).into_any())
@@ -281,19 +280,19 @@ impl Handle {
 
     #[getter]
     fn _source_traceback(&self, py: Python<'_>) -> Py<PyAny> {
-        self.refs()
+        self.refs(py)
             .source_traceback
             .as_ref()
             .map_or_else(|| py.None(), |t| t.clone_ref(py))
     }
 
     #[getter]
-    fn _repr(&self) -> Option<String> {
-        self.refs().repr.clone()
+    fn _repr(&self, py: Python<'_>) -> Option<String> {
+        self.refs(py).repr.clone()
     }
 
     fn __repr__(slf: &Bound<'_, Handle>) -> PyResult<String> {
-        if let Some(r) = slf.get().refs().repr.clone() {
+        if let Some(r) = slf.get().refs(slf.py()).repr.clone() {
             return Ok(r);
         }
         Ok(format!("<{}>", Self::repr_info(slf)?.join(" ")))
@@ -301,17 +300,20 @@ impl Handle {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.lp)?;
-        if let Some(r) = self.refs.try_lock() {
-            visit.call(&r.callback)?;
-            visit.call(&r.args)?;
-            visit.call(&r.context)?;
-            visit.call(&r.source_traceback)?;
-        }
+        // SAFETY: the garbage collector traverses with the GIL held, and nothing of ours is
+        // holding the cell meanwhile (we never allocate Python objects while holding it).
+        let r = unsafe { self.refs.get_unchecked() };
+        visit.call(&r.callback)?;
+        visit.call(&r.args)?;
+        visit.call(&r.context)?;
+        visit.call(&r.source_traceback)?;
         Ok(())
     }
 
     fn __clear__(&self) {
-        let old = std::mem::take(&mut *self.refs());
+        // SAFETY: tp_clear runs with the GIL held; the references are moved out and dropped
+        // after the cell is let go (their finalizers may touch this handle).
+        let old = std::mem::take(unsafe { self.refs.get_unchecked() });
         drop(old);
     }
 }

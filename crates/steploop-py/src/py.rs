@@ -100,3 +100,44 @@ pub fn thread_ident() -> u64 {
     // SAFETY: PyThread_get_thread_ident has no preconditions (it wraps pthread_self).
     unsafe { ffi::PyThread_get_thread_ident() as u64 }
 }
+
+/// Interior mutability for data that is only touched with the GIL held (the module is
+/// declared `gil_used = true`, so even a free-threaded build runs it under the GIL). Costs
+/// nothing, unlike a lock: a handle's references are read on every callback run.
+///
+/// Callers must not run Python code while they hold the `&mut` they get (it could re-enter
+/// and take a second one): they copy or take what they need and let go.
+pub(crate) struct GilCell<T>(std::cell::UnsafeCell<T>);
+
+// SAFETY: the contents are only reached through `get`, which requires a `Python` token (the
+// GIL is held, so only one thread at a time), or through `get_unchecked` from places where
+// the GIL is held by construction (tp_traverse, tp_clear). `T: Send` because the thread
+// holding the GIL may change between accesses.
+unsafe impl<T: Send> Sync for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    /// Wraps `value`.
+    pub(crate) fn new(value: T) -> Self {
+        GilCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// The contents, for a holder of the GIL. See the type's doc for the re-entrancy rule.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(crate) fn get(&self, _py: Python<'_>) -> &mut T {
+        // SAFETY: the GIL is held (`_py`), so no other thread touches the cell; callers do not
+        // run Python code while they hold the reference, so no second `&mut` is alive.
+        unsafe { &mut *self.0.get() }
+    }
+
+    /// The contents without a GIL token.
+    ///
+    /// # Safety
+    /// The caller holds the GIL (e.g. in `__traverse__`/`__clear__`) and follows the
+    /// re-entrancy rule.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get_unchecked(&self) -> &mut T {
+        // SAFETY: forwarded to the caller (see `# Safety`).
+        unsafe { &mut *self.0.get() }
+    }
+}

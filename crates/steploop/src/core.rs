@@ -569,6 +569,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock()
 }
 
+/// The queues of a loop, under one lock: one compare-and-swap pair per queue operation, and an
+/// iteration takes it only a handful of times (locked atomics dominate a busy loop's cost).
+#[derive(Debug)]
+struct Queues<C> {
+    /// FIFO of callbacks ready to run. Pushed by any scheduling call, popped by step 5.
+    ready: VecDeque<C>,
+    /// Pending timers.
+    timers: TimerHeap<C>,
+    /// fd watchers; the reactor's epoll set mirrors its interests.
+    io: IoTable<C>,
+    stats: StatsState,
+    /// Reused buffer for poll results (taken out for the poll).
+    events: Vec<Readiness>,
+}
+
 /// The engine state of one loop: ready queue, timers, fd table, reactor, clock, statistics.
 ///
 /// ```
@@ -609,20 +624,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// ```
 #[derive(Debug)]
 pub struct Core<C> {
-    /// FIFO of callbacks ready to run. Pushed by any scheduling call, popped by step 5.
-    ready: Mutex<VecDeque<C>>,
-    /// Pending timers.
-    timers: Mutex<TimerHeap<C>>,
-    /// fd watchers; the reactor's epoll set mirrors its interests.
-    io: Mutex<IoTable<C>>,
+    /// Ready queue, timers, fd table and statistics. Never held across a callback, a drop of
+    /// a callback or a poll.
+    q: Mutex<Queues<C>>,
     reactor: Reactor,
     /// Set by `stop()`, cleared by the caller of `run_forever` when it returns.
     stopping: AtomicBool,
     clock: Clock,
     resolution: f64,
-    stats: Mutex<StatsState>,
-    /// Reused buffer for poll results (loop thread only).
-    events: Mutex<Vec<Readiness>>,
 }
 
 impl<C: Callback> Core<C> {
@@ -661,15 +670,17 @@ impl<C: Callback> Core<C> {
     pub fn new(clock: Clock, tie: TieBreak) -> Result<Self> {
         let resolution = clock.resolution();
         Ok(Core {
-            ready: Mutex::new(VecDeque::with_capacity(64)),
-            timers: Mutex::new(TimerHeap::new(tie)),
-            io: Mutex::new(IoTable::default()),
+            q: Mutex::new(Queues {
+                ready: VecDeque::with_capacity(64),
+                timers: TimerHeap::new(tie),
+                io: IoTable::default(),
+                stats: StatsState::default(),
+                events: Vec::with_capacity(64),
+            }),
             reactor: Reactor::new()?,
             stopping: AtomicBool::new(false),
             clock,
             resolution,
-            stats: Mutex::new(StatsState::default()),
-            events: Mutex::new(Vec::with_capacity(64)),
         })
     }
 
@@ -855,7 +866,7 @@ impl<C: Callback> Core<C> {
     /// ```
     #[inline]
     pub fn push_ready(&self, cb: C) {
-        lock(&self.ready).push_back(cb);
+        lock(&self.q).ready.push_back(cb);
     }
 
     /// Appends `cb` to the ready queue and wakes the loop if it is blocked in a poll.
@@ -972,7 +983,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn ready_len(&self) -> usize {
-        lock(&self.ready).len()
+        lock(&self.q).ready.len()
     }
 
     /// Schedules `cb` at loop time `when`.
@@ -1012,7 +1023,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn push_timer(&self, when: f64, cb: C) {
-        lock(&self.timers).push(when, cb);
+        lock(&self.q).timers.push(when, cb);
     }
 
     /// Records the cancellation of a timer that is still scheduled (for compaction).
@@ -1051,7 +1062,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn timer_cancelled(&self) {
-        lock(&self.timers).note_cancelled();
+        lock(&self.q).timers.note_cancelled();
     }
 
     /// Number of timers in the heap (cancelled ones not yet dropped included).
@@ -1087,11 +1098,12 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn timers_len(&self) -> usize {
-        lock(&self.timers).len()
+        lock(&self.q).timers.len()
     }
 
-    /// Calls `f` on every ready callback, scheduled timer and fd watcher. Skips a queue whose
-    /// lock is taken (this is for the garbage collector's traversal, which must never block).
+    /// Calls `f` on every ready callback, scheduled timer and fd watcher. Skips everything
+    /// if the lock is taken (this is for the garbage collector's traversal, which must never
+    /// block).
     ///
     /// ```
     /// # use std::{cell::Cell, rc::Rc};
@@ -1127,14 +1139,10 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn for_each_pending(&self, mut f: impl FnMut(&C)) {
-        if let Some(ready) = self.ready.try_lock() {
-            ready.iter().for_each(&mut f);
-        }
-        if let Some(timers) = self.timers.try_lock() {
-            timers.iter().for_each(&mut f);
-        }
-        if let Some(io) = self.io.try_lock() {
-            io.for_each(&mut f);
+        if let Some(q) = self.q.try_lock() {
+            q.ready.iter().for_each(&mut f);
+            q.timers.iter().for_each(&mut f);
+            q.io.for_each(&mut f);
         }
     }
 
@@ -1179,8 +1187,8 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn set_watcher(&self, fd: RawFd, write: bool, cb: Option<C>) -> Result<Option<C>> {
-        let mut io = lock(&self.io);
-        let old_interest = io.interest(fd);
+        let mut q = lock(&self.q);
+        let old_interest = q.io.interest(fd);
         let mut new_interest = old_interest;
         if write {
             new_interest.1 = cb.is_some();
@@ -1189,12 +1197,12 @@ impl<C: Callback> Core<C> {
         }
         let res = self.reactor.set_interest(fd, old_interest, new_interest);
         match res {
-            Ok(()) => Ok(io.set(fd, write, cb)),
+            Ok(()) => Ok(q.io.set(fd, write, cb)),
             Err(e) => {
                 if cb.is_none() {
                     // Removal of a closed fd: forget it anyway, report the closure.
-                    let old = io.set(fd, write, None);
-                    drop(io);
+                    let old = q.io.set(fd, write, None);
+                    drop(q);
                     drop(old);
                 }
                 Err(e)
@@ -1238,7 +1246,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn has_watcher(&self, fd: RawFd, write: bool) -> bool {
-        let (r, w) = lock(&self.io).interest(fd);
+        let (r, w) = lock(&self.q).io.interest(fd);
         if write {
             w
         } else {
@@ -1282,8 +1290,8 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn watcher(&self, fd: RawFd, write: bool) -> Option<C> {
-        let io = lock(&self.io);
-        let w = io.get(fd)?;
+        let q = lock(&self.q);
+        let w = q.io.get(fd)?;
         if write {
             w.writer.clone()
         } else {
@@ -1327,7 +1335,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn watched_fds(&self) -> usize {
-        lock(&self.io).len()
+        lock(&self.q).io.len()
     }
 
     /// Asks the loop to stop after the current iteration.
@@ -1482,10 +1490,10 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn clear(&self) -> Vec<C> {
-        let mut out: Vec<C> = lock(&self.ready).drain(..).collect();
-        out.extend(lock(&self.timers).clear());
-        let watchers = lock(&self.io).drain();
-        for (fd, w) in watchers {
+        let mut q = lock(&self.q);
+        let mut out: Vec<C> = q.ready.drain(..).collect();
+        out.extend(q.timers.clear());
+        for (fd, w) in q.io.drain() {
             let interest = (w.reader.is_some(), w.writer.is_some());
             let _ = self.reactor.set_interest(fd, interest, (false, false));
             out.extend(w.reader);
@@ -1494,7 +1502,7 @@ impl<C: Callback> Core<C> {
         out
     }
 
-    /// Closes the reactor's fds now (for `loop.close()`); the fd table is locked meanwhile so
+    /// Closes the reactor's fds now (for `loop.close()`); the queues are locked meanwhile so
     /// no registration races the close.
     ///
     /// ```
@@ -1532,7 +1540,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn close_reactor(&self) {
-        let _io = lock(&self.io);
+        let _q = lock(&self.q);
         self.reactor.close();
     }
 
@@ -1574,9 +1582,9 @@ impl<C: Callback> Core<C> {
     pub fn next_deadline(&self) -> Option<f64> {
         let mut garbage = Vec::new();
         let when = {
-            let mut t = lock(&self.timers);
-            t.drop_cancelled(&mut garbage);
-            t.first_deadline()
+            let mut q = lock(&self.q);
+            q.timers.drop_cancelled(&mut garbage);
+            q.timers.first_deadline()
         };
         drop(garbage);
         when
@@ -1662,7 +1670,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        lock(&self.stats).snapshot()
+        lock(&self.q).stats.snapshot()
     }
 
     /// Resets the statistics.
@@ -1700,7 +1708,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn reset_stats(&self) {
-        *lock(&self.stats) = StatsState::default();
+        lock(&self.q).stats = StatsState::default();
     }
 
     /// One iteration, exactly asyncio 3.11's `BaseEventLoop._run_once`:
@@ -1754,30 +1762,47 @@ impl<C: Callback> Core<C> {
         let mut step = Step::default();
         let step_start = self.time();
 
-        // 1. Drop cancelled timers; they are dropped here, outside the lock.
-        let first_deadline = self.next_deadline();
+        // 1. Drop cancelled timers (dropped after the lock is released), and look at what
+        // is ready, in one critical section.
+        let mut garbage = Vec::new();
+        let (first_deadline, mut has_work, nothing_watched) = {
+            let mut q = lock(&self.q);
+            q.timers.drop_cancelled(&mut garbage);
+            (
+                q.timers.first_deadline(),
+                !q.ready.is_empty(),
+                q.io.is_empty(),
+            )
+        };
+        drop(garbage);
+        has_work = has_work || self.is_stopping() || runner.has_pending();
 
-        // 2. The poll timeout. `begin_wait` is published before the ready queue is checked,
-        // so a thread that pushes after our check sees `polling` and wakes us.
-        self.reactor.begin_wait();
-        let mut timeout: Option<f64> =
-            if self.ready_len() > 0 || self.is_stopping() || runner.has_pending() {
-                Some(0.0)
-            } else if let Some(when) = first_deadline {
-                if self.clock.is_virtual() {
-                    // Virtual time does not pass while we wait: with autojump, look for I/O
-                    // without blocking and jump after; without it, only I/O or a wake ends the wait.
-                    if self.clock.autojump() {
-                        Some(0.0)
-                    } else {
-                        None
-                    }
+        // 2. The poll timeout. Only a wait that may block is published (`begin_wait`), and
+        // the queues are checked again after it: a thread that pushed before the mark is
+        // seen by that check, one that pushes after it sees the mark and wakes us.
+        let mut published = false;
+        if !has_work && max_wait != Some(Duration::ZERO) {
+            self.reactor.begin_wait();
+            published = true;
+            has_work = self.ready_len() > 0 || self.is_stopping() || runner.has_pending();
+        }
+        let mut timeout: Option<f64> = if has_work {
+            Some(0.0)
+        } else if let Some(when) = first_deadline {
+            if self.clock.is_virtual() {
+                // Virtual time does not pass while we wait: with autojump, look for I/O
+                // without blocking and jump after; without it, only I/O or a wake ends the wait.
+                if self.clock.autojump() {
+                    Some(0.0)
                 } else {
-                    Some(clamp_timeout(when - step_start))
+                    None
                 }
             } else {
-                None
-            };
+                Some(clamp_timeout(when - step_start))
+            }
+        } else {
+            None
+        };
         if let Some(cap) = max_wait {
             let cap = cap.as_secs_f64();
             timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
@@ -1788,14 +1813,16 @@ impl<C: Callback> Core<C> {
         // whatever woke us is already in the ready queue.
         let zero = timeout == Some(0.0);
         let mut polled_at = step_start;
-        if zero && !self.reactor.wake_pending() && lock(&self.io).is_empty() {
-            self.reactor.cancel_wait();
+        if zero && nothing_watched && !self.reactor.wake_pending() {
+            if published {
+                self.reactor.cancel_wait();
+            }
             runner.after_poll();
         } else {
             // A huge `max_wait` (e.g. `Duration::MAX`) does not fit back into a `Duration`
             // after the round trip through `f64`: saturate instead of panicking.
             let wait = timeout.map(|t| Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX));
-            let mut events = std::mem::take(&mut *lock(&self.events));
+            let mut events = std::mem::take(&mut lock(&self.q).events);
             let reactor = &self.reactor;
             let res = if zero {
                 reactor.wait(wait, &mut events)
@@ -1808,14 +1835,14 @@ impl<C: Callback> Core<C> {
                 Ok(n) => step.io_events = n,
                 Err(e) => {
                     events.clear();
-                    *lock(&self.events) = events;
+                    lock(&self.q).events = events;
                     runner.poll_failed(e)?;
-                    events = std::mem::take(&mut *lock(&self.events));
+                    events = std::mem::take(&mut lock(&self.q).events);
                 }
             }
             runner.after_poll();
             self.dispatch_io(&mut events);
-            *lock(&self.events) = events;
+            lock(&self.q).events = events;
         }
 
         // Autojump: nothing ready and no I/O: jump the virtual clock to the first timer.
@@ -1826,36 +1853,36 @@ impl<C: Callback> Core<C> {
             }
         }
 
-        // 4. Move due timers to the ready queue, in heap order.
-        if first_deadline.is_some() {
-            let end_time = polled_at + self.resolution;
-            let mut lags = Vec::new();
-            {
-                let mut timers = lock(&self.timers);
-                let mut ready = lock(&self.ready);
-                while let Some((when, cb)) = timers.pop_due(end_time) {
-                    lags.push(polled_at - when);
-                    ready.push_back(cb);
+        // 4. Move due timers to the ready queue, in heap order; count what step 5 runs and
+        // take the first of it, all in one critical section.
+        let (ntodo, mut first) = {
+            let mut q = lock(&self.q);
+            if first_deadline.is_some() {
+                let end_time = polled_at + self.resolution;
+                let q = &mut *q;
+                while let Some((when, cb)) = q.timers.pop_due(end_time) {
+                    q.stats.record_lag(polled_at - when);
+                    q.ready.push_back(cb);
+                    step.timers += 1;
                 }
             }
-            step.timers = lags.len();
-            if !lags.is_empty() {
-                let mut stats = lock(&self.stats);
-                for lag in lags {
-                    stats.record_lag(lag);
-                }
-            }
-        }
+            let n = q.ready.len();
+            (n, q.ready.pop_front())
+        };
 
         // 5. Run exactly the callbacks ready now; what they schedule runs next time.
-        let ntodo = self.ready_len();
         let run_start = polled_at;
         let mut last = run_start;
         let mut max_cb: f64 = 0.0;
         let timed = runner.timed();
         let mut failed = None;
-        for _ in 0..ntodo {
-            let Some(cb) = lock(&self.ready).pop_front() else {
+        for i in 0..ntodo {
+            let next = if i == 0 {
+                first.take()
+            } else {
+                lock(&self.q).ready.pop_front()
+            };
+            let Some(cb) = next else {
                 break; // the loop was cleared (closed) by a callback
             };
             if cb.is_cancelled() {
@@ -1880,12 +1907,13 @@ impl<C: Callback> Core<C> {
             last = self.time();
         }
         step.run_time = secs(last - run_start);
-        lock(&self.stats).record_iteration(&step, max_cb, last - step_start);
+        let mut q = lock(&self.q);
+        q.stats.record_iteration(&step, max_cb, last - step_start);
         if let Some(e) = failed {
             return Err(e);
         }
-        step.pending = self.ready_len();
-        step.next_deadline = lock(&self.timers).first_deadline();
+        step.pending = q.ready.len();
+        step.next_deadline = q.timers.first_deadline();
         Ok(step)
     }
 
@@ -1897,8 +1925,9 @@ impl<C: Callback> Core<C> {
         }
         let mut dead: Vec<(RawFd, bool)> = Vec::new();
         {
-            let io = lock(&self.io);
-            let mut ready = lock(&self.ready);
+            let mut q = lock(&self.q);
+            let q = &mut *q;
+            let (io, ready) = (&q.io, &mut q.ready);
             for ev in events.iter() {
                 let Some(w) = io.get(ev.fd) else { continue };
                 for (hit, slot, write) in [(ev.read, &w.reader, false), (ev.write, &w.writer, true)]
