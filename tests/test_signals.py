@@ -17,6 +17,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -137,6 +138,9 @@ def test_sigint_during_blocking_poll(loop: asyncio.AbstractEventLoop) -> None:
     def start_sender() -> None:
         def send() -> None:
             started.wait()
+            # Let the loop reach its poll first (likely, not required: a signal landing
+            # earlier still has to escape as KeyboardInterrupt).
+            time.sleep(0.05)
             os.kill(os.getpid(), signal.SIGINT)
 
         t = threading.Thread(target=send)
@@ -147,6 +151,7 @@ def test_sigint_during_blocking_poll(loop: asyncio.AbstractEventLoop) -> None:
     loop.call_soon(start_sender)
     far = loop.call_later(3600, lambda: None)
     guard = loop.call_later(GUARD, loop.stop)  # only if the signal is lost
+    t0 = loop.time()
     try:
         with pytest.raises(KeyboardInterrupt):
             loop.run_forever()
@@ -154,6 +159,9 @@ def test_sigint_during_blocking_poll(loop: asyncio.AbstractEventLoop) -> None:
         guard.cancel()
         for t in sender:
             t.join()
+    # Not a timing assertion: a poll that ignores EINTR would sleep until the guard (30 s)
+    # and only then raise KeyboardInterrupt; this tells that apart from waking at once.
+    assert loop.time() - t0 < GUARD / 2, "the poll did not wake up on SIGINT"
     assert not far.cancelled()
     far.cancel()
     assert_usable(loop)
@@ -170,6 +178,7 @@ def test_sigint_during_run_until_complete_waiting(loop: asyncio.AbstractEventLoo
 
     task = loop.create_task(wait_forever())
     guard = loop.call_later(GUARD, task.cancel)
+    t0 = loop.time()
     try:
         with pytest.raises(KeyboardInterrupt):
             loop.run_until_complete(task)
@@ -177,6 +186,7 @@ def test_sigint_during_run_until_complete_waiting(loop: asyncio.AbstractEventLoo
         guard.cancel()
         for t in threads:
             t.join()
+    assert loop.time() - t0 < GUARD / 2, "the poll did not wake up on SIGINT"
     if not task.done():  # the signal may land in the task step itself: then it is done
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
