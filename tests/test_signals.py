@@ -37,10 +37,12 @@ def default_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
-def kill_soon(sig: int = signal.SIGINT, count: int = 1) -> threading.Thread:
-    """Send `sig` to this process from another thread."""
+def kill_soon(sig: int = signal.SIGINT, count: int = 1, delay: float = 0) -> threading.Thread:
+    """Send `sig` to this process from another thread (after `delay` seconds: lets the loop
+    reach its poll first, which makes that path likely; no test depends on it)."""
 
     def send() -> None:
+        time.sleep(delay)
         for _ in range(count):
             os.kill(os.getpid(), sig)
 
@@ -173,7 +175,7 @@ def test_sigint_during_run_until_complete_waiting(loop: asyncio.AbstractEventLoo
     threads: list[threading.Thread] = []
 
     async def wait_forever() -> None:
-        loop.call_soon(lambda: threads.append(kill_soon()))
+        loop.call_soon(lambda: threads.append(kill_soon(delay=0.05)))
         await loop.create_future()
 
     task = loop.create_task(wait_forever())
@@ -207,16 +209,20 @@ def test_runner_turns_sigint_into_main_task_cancellation(loop_kind: str, where: 
                 signal.raise_signal(signal.SIGINT)
                 await asyncio.sleep(3600)
             else:
-                await asyncio.sleep(0)
-                kill_soon().join()
-                await asyncio.sleep(3600)
+                threads.append(kill_soon(delay=0.05))
+                await asyncio.sleep(3600)  # the loop blocks in its poll
         except asyncio.CancelledError:
             seen.append("cancelled")
             raise
 
+    threads: list[threading.Thread] = []
     with asyncio.Runner(loop_factory=lambda: new_loop_of_kind(loop_kind)) as runner:
-        with pytest.raises(KeyboardInterrupt):
-            runner.run(main())
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                runner.run(main())
+        finally:
+            for t in threads:
+                t.join()
         assert seen == ["cancelled"]
         assert runner.run(asyncio.sleep(0, "again")) == "again"
 
