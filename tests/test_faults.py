@@ -414,14 +414,6 @@ CALLBACK_ENTRY_POINTS = [
 
 @pytest.mark.parametrize("where", CALLBACK_ENTRY_POINTS)
 def test_callback_raising(request: pytest.FixtureRequest, loop_kind: str, where: str) -> None:
-    if where in ("add_reader", "add_writer"):
-        xfail_on_steploop(
-            request,
-            loop_kind,
-            "a reader/writer callback that removes itself (remove_reader cancels its handle) "
-            "and raises is reported with its callback; asyncio says 'Exception in callback "
-            "None()' (same cause as test_handle_cancelled_by_its_own_callback_message)",
-        )
 
     def scenario(loop: asyncio.AbstractEventLoop, trace: list[Any]) -> None:
         def bad(*args: Any) -> None:

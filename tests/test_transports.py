@@ -507,15 +507,6 @@ def test_watching_an_unwatchable_fd(
     import errno
     import tempfile
 
-    if loop_kind == "steploop":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="steploop bug: OSError from epoll_ctl has no errno "
-                "(docs/NATIVE_REQUESTS.md, 1)",
-            )
-        )
-
     with tempfile.TemporaryFile() as f:
         with pytest.raises(PermissionError) as perm:
             loop.add_reader(f.fileno(), print)

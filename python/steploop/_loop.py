@@ -15,6 +15,7 @@ import selectors
 import socket
 import sys
 import threading
+import time
 import traceback
 import weakref
 from asyncio import base_events, unix_events
@@ -98,7 +99,7 @@ class _Watchdog(threading.Thread):
             if current is None:
                 continue
             handle, started, seq = current
-            elapsed = loop.time() - started
+            elapsed = time.monotonic() - started  # real time, even on a virtual loop
             if seq in self.reported or elapsed < self.threshold:
                 continue
             self.reported.add(seq)

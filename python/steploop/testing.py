@@ -61,8 +61,7 @@ class VirtualLoop(Loop):
     def __init__(
         self, *, virtual_time: float = 0.0, autojump: bool = True, reentrant: bool = False
     ) -> None:
-        super().__init__(reentrant=reentrant)
-        self._autojump = autojump
+        super().__init__(reentrant=reentrant)  # the clock itself is set up by __new__
 
     @property
     def autojump(self) -> bool:

@@ -130,9 +130,20 @@ impl Handle {
         if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py) {
             return Err(err);
         }
+        // asyncio formats `self._callback`/`self._args` *after* the call: a callback that
+        // cancelled its own handle (e.g. `remove_reader` from a reader) shows as `None()`.
+        let (cb_now, args_now) = {
+            let r = this.refs(py);
+            (
+                r.callback.as_ref().map(|c| c.clone_ref(py)),
+                r.args.as_ref().map(|a| a.clone_ref(py)),
+            )
+        };
+        let cb_now = cb_now.unwrap_or_else(|| py.None());
+        let args_now = args_now.map_or_else(|| py.None(), |a| a.into_any());
         let cb = imports(py)?
             .format_callback_source
-            .call1(py, (&callback, &args))?;
+            .call1(py, (cb_now, args_now))?;
         let ctx = PyDict::new(py);
         ctx.set_item("message", format!("Exception in callback {cb}"))?;
         ctx.set_item("exception", err.value(py))?;

@@ -5,10 +5,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use steploop::{Clock, Core, TieBreak};
@@ -61,12 +61,17 @@ struct Entered {
     suspended_task: Option<Py<PyAny>>,
 }
 
-fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
-    // selectors._fileobj_to_fd
-    let fd: i64 = if let Ok(fd) = obj.extract::<i64>() {
-        fd
+/// `selectors._fileobj_to_fd`: an int, or an object with `fileno()`; negative is a
+/// ValueError. `Ok(None)`: a valid Python int too large for a C int (never registered; epoll
+/// would raise OverflowError for it).
+fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<i32>> {
+    let as_int = if obj.is_instance_of::<PyInt>() {
+        obj.clone()
     } else {
-        match obj.call_method0("fileno").and_then(|f| f.extract::<i64>()) {
+        let fileno = obj
+            .call_method0(intern!(obj.py(), "fileno"))
+            .and_then(|f| f.call_method0("__index__").or_else(|_| f.call_method0("__int__")));
+        match fileno {
             Ok(fd) => fd,
             Err(_) => {
                 return Err(PyValueError::new_err(format!(
@@ -76,12 +81,17 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
             }
         }
     };
-    if fd < 0 || fd > i32::MAX as i64 {
+    if as_int.lt(0)? {
         return Err(PyValueError::new_err(format!(
-            "Invalid file descriptor: {fd}"
+            "Invalid file descriptor: {}",
+            as_int.str()?
         )));
     }
-    Ok(fd as i32)
+    Ok(as_int.extract::<i32>().ok())
+}
+
+fn too_big_fd() -> PyErr {
+    PyOverflowError::new_err("Python int too large to convert to C int")
 }
 
 impl LoopCore {
@@ -358,10 +368,11 @@ impl LoopCore {
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let this = slf.get();
-        let fd = fd_of(fd)?;
         match callback {
             Some((cb, args)) => {
+                // asyncio's order: a closed loop first, then the fd.
                 this.check_closed()?;
+                let fd = fd_of(fd)?.ok_or_else(too_big_fd)?;
                 let handle = Self::new_handle(slf, cb, args, None, None)?;
                 let old = this
                     .core
@@ -373,8 +384,13 @@ impl LoopCore {
                 Ok(handle.into_any())
             }
             None => {
-                if this.closed.load(Ordering::Relaxed) || !this.core.has_watcher(fd, write) {
-                    return Ok(false.into_pyobject(py)?.to_owned().into_any().unbind());
+                let no = || Ok(false.into_pyobject(py)?.to_owned().into_any().unbind());
+                if this.closed.load(Ordering::Relaxed) {
+                    return no();
+                }
+                let Some(fd) = fd_of(fd)? else { return no() };
+                if !this.core.has_watcher(fd, write) {
+                    return no();
                 }
                 // A closed fd is forgotten all the same; asyncio ignores that error too.
                 let old = this.core.set_watcher(fd, write, None).unwrap_or(None);
@@ -439,6 +455,12 @@ impl LoopCore {
     /// Whether this loop runs on a virtual clock.
     fn _is_virtual(&self) -> bool {
         self.core.clock().is_virtual()
+    }
+
+    /// Whether this virtual clock jumps to the next timer when the loop is idle.
+    #[getter]
+    fn _autojump(&self) -> bool {
+        self.core.clock().autojump()
     }
 
     /// Turn the blocking watchdog's bookkeeping on (`threshold` seconds) or off (`None`).
@@ -801,13 +823,13 @@ impl LoopCore {
     /// The reader handle of `fd`, or None.
     fn _get_reader(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         let _ = py;
-        Ok(self.core.watcher(fd_of(fd)?, false).map(|h| h.0))
+        Ok(fd_of(fd)?.and_then(|fd| self.core.watcher(fd, false)).map(|h| h.0))
     }
 
     /// The writer handle of `fd`, or None.
     fn _get_writer(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         let _ = py;
-        Ok(self.core.watcher(fd_of(fd)?, true).map(|h| h.0))
+        Ok(fd_of(fd)?.and_then(|fd| self.core.watcher(fd, true)).map(|h| h.0))
     }
 
     /// Number of callbacks in the ready queue.

@@ -3,7 +3,6 @@
 
 use std::io;
 
-use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
 use crate::handle::{Handle, HandleRef};
@@ -51,7 +50,10 @@ impl PyRunner<'_> {
     /// past the threshold, tell the Python side (which logs the total duration).
     fn run_watched(&mut self, handle: &Bound<'_, Handle>) -> PyResult<()> {
         let seq = WATCH_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let t0 = self.core.core().time();
+        // A blocking callback blocks in real time whatever the loop's clock (virtual loops):
+        // the watchdog measures with `time.monotonic()`'s clock.
+        let real = steploop::Clock::monotonic();
+        let t0 = real.now();
         self.core
             .set_current(Some((handle.clone().unbind(), t0, seq)));
         let res = if self.debug {
@@ -60,7 +62,7 @@ impl PyRunner<'_> {
             Handle::run(handle)
         };
         self.core.set_current(None);
-        let dt = self.core.core().time() - t0;
+        let dt = real.now() - t0;
         if dt >= self.watchdog {
             self.lp
                 .call_method1("_watchdog_finished", (handle, dt, seq))?;
@@ -99,6 +101,6 @@ impl steploop::Runner<HandleRef> for PyRunner<'_> {
             // KeyboardInterrupt here), then carry on with an empty event list.
             return self.py.check_signals();
         }
-        Err(PyOSError::new_err(e.to_string()))
+        Err(crate::error::os_error(e))
     }
 }

@@ -1861,9 +1861,13 @@ impl<C: Callback> Core<C> {
                 let end_time = polled_at + self.resolution;
                 let q = &mut *q;
                 while let Some((when, cb)) = q.timers.pop_due(end_time) {
-                    q.stats.record_lag(polled_at - when);
+                    // A cancelled timer still goes through the ready queue (asyncio appends
+                    // it and skips it there) but is not counted as come due.
+                    if !cb.is_cancelled() {
+                        q.stats.record_lag(polled_at - when);
+                        step.timers += 1;
+                    }
                     q.ready.push_back(cb);
-                    step.timers += 1;
                 }
             }
             let n = q.ready.len();
