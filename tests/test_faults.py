@@ -37,12 +37,6 @@ def mask(text: str) -> str:
     return _ADDR.sub("0x?", text)
 
 
-def xfail_on_steploop(request: pytest.FixtureRequest, loop_kind: str, reason: str) -> None:
-    """Mark the running test xfail(strict) if it runs on steploop."""
-    if loop_kind == "steploop":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"steploop bug: {reason}"))
-
-
 Scenario = Callable[[asyncio.AbstractEventLoop, list[Any]], None]
 
 
@@ -413,8 +407,7 @@ CALLBACK_ENTRY_POINTS = [
 
 
 @pytest.mark.parametrize("where", CALLBACK_ENTRY_POINTS)
-def test_callback_raising(request: pytest.FixtureRequest, loop_kind: str, where: str) -> None:
-
+def test_callback_raising(loop_kind: str, where: str) -> None:
     def scenario(loop: asyncio.AbstractEventLoop, trace: list[Any]) -> None:
         def bad(*args: Any) -> None:
             trace.append(("bad ran", where))

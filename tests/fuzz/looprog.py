@@ -358,11 +358,7 @@ class Run:
 
     def _handler(self, _loop: Any, context: dict[str, Any]) -> None:
         message = _mask(str(context.get("message")))
-        handle = context.get("handle")
-        if MASK_KNOWN and handle is not None and handle.cancelled():
-            # Known divergence (test_regressions.py::test_handle_cancelled_by_its_own_callback
-            # _message): asyncio formats a handle cancelled by its own callback as "None()".
-            message = message.split(" callback ")[0] + " callback <cancelled handle>"
+        # (No known divergence to mask at the moment; see MASK_KNOWN.)
         self.rec("handler", message, _exc_name(context.get("exception")))
 
     def _new_id(self) -> int:
