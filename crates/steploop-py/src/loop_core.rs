@@ -536,12 +536,17 @@ impl LoopCore {
         this.precheck(callback, "call_soon_threadsafe")?;
         let handle = Self::new_handle(slf, callback, args, context, None)?;
         let h = HandleRef(handle.clone_ref(slf.py()));
-        if this.thread_id.load(Ordering::Relaxed) == thread_ident() {
+        let running_in = this.thread_id.load(Ordering::Relaxed);
+        if running_in == thread_ident() {
             // From one of the loop's own callbacks: the loop is not polling.
             this.core.push_ready(h);
+        } else if running_in != 0 {
+            // Another thread while the loop runs: wake it only if it is blocked in its poll
+            // (asyncio writes its self-pipe every time; one write per blocking poll is enough).
+            this.core.push_ready_threadsafe(h).map_err(EngineError)?;
         } else {
-            // Another thread, or a host between steps: wake the poll / the poll fd, as
-            // asyncio's self-pipe write does (once per pending wake-up).
+            // The loop is not running (a host steps it): make the poll fd readable, once per
+            // pending wake-up, so a host waiting on `fileno()` comes back to step it.
             this.core.push_ready_notify(h).map_err(EngineError)?;
         }
         Ok(handle)

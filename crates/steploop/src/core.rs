@@ -9,7 +9,7 @@ use parking_lot::{Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::reactor::{IoTable, Reactor, Readiness};
@@ -582,6 +582,8 @@ struct Queues<C> {
     stats: StatsState,
     /// Reused buffer for poll results (taken out for the poll).
     events: Vec<Readiness>,
+    /// An empty ready buffer: step 5 swaps it with `ready` to take its batch.
+    spare: VecDeque<C>,
 }
 
 /// The engine state of one loop: ready queue, timers, fd table, reactor, clock, statistics.
@@ -630,6 +632,8 @@ pub struct Core<C> {
     reactor: Reactor,
     /// Set by `stop()`, cleared by the caller of `run_forever` when it returns.
     stopping: AtomicBool,
+    /// Bumped by `clear()`, so an iteration running its batch notices a close.
+    epoch: AtomicU64,
     clock: Clock,
     resolution: f64,
 }
@@ -676,9 +680,11 @@ impl<C: Callback> Core<C> {
                 io: IoTable::default(),
                 stats: StatsState::default(),
                 events: Vec::with_capacity(64),
+                spare: VecDeque::with_capacity(64),
             }),
             reactor: Reactor::new()?,
             stopping: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             clock,
             resolution,
         })
@@ -1490,6 +1496,7 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn clear(&self) -> Vec<C> {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         let mut q = lock(&self.q);
         let mut out: Vec<C> = q.ready.drain(..).collect();
         out.extend(q.timers.clear());
@@ -1853,9 +1860,10 @@ impl<C: Callback> Core<C> {
             }
         }
 
-        // 4. Move due timers to the ready queue, in heap order; count what step 5 runs and
-        // take the first of it, all in one critical section.
-        let (ntodo, mut first) = {
+        // 4. Move due timers to the ready queue, in heap order; and take out what step 5 runs,
+        // all in one critical section. What the callbacks schedule lands behind it, for the
+        // next iteration.
+        let mut batch: VecDeque<C> = {
             let mut q = lock(&self.q);
             if first_deadline.is_some() {
                 let end_time = polled_at + self.resolution;
@@ -1870,8 +1878,10 @@ impl<C: Callback> Core<C> {
                     q.ready.push_back(cb);
                 }
             }
-            let n = q.ready.len();
-            (n, q.ready.pop_front())
+            // The ready buffer becomes the batch; the spare (empty) one takes new work. No
+            // allocation, one lock for the whole batch.
+            let spare = std::mem::take(&mut q.spare);
+            std::mem::replace(&mut q.ready, spare)
         };
 
         // 5. Run exactly the callbacks ready now; what they schedule runs next time.
@@ -1880,19 +1890,32 @@ impl<C: Callback> Core<C> {
         let mut max_cb: f64 = 0.0;
         let timed = runner.timed();
         let mut failed = None;
-        for i in 0..ntodo {
-            let next = if i == 0 {
-                first.take()
-            } else {
-                lock(&self.q).ready.pop_front()
-            };
-            let Some(cb) = next else {
-                break; // the loop was cleared (closed) by a callback
-            };
+        let epoch = self.epoch.load(Ordering::Acquire);
+        while let Some(cb) = batch.pop_front() {
+            if self.epoch.load(Ordering::Relaxed) != epoch {
+                // The loop was cleared (closed) by a callback: the rest goes with it.
+                batch.push_front(cb);
+                break;
+            }
             if cb.is_cancelled() {
                 continue;
             }
-            let res = runner.run(&cb);
+            // A panicking callback (Rust API) unwinds to the caller of `run_once`; the rest of
+            // the batch goes back to the ready queue first, so the loop stays usable.
+            let res = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runner.run(&cb)
+            })) {
+                Ok(res) => res,
+                Err(panic) => {
+                    drop(cb);
+                    let mut q = lock(&self.q);
+                    while let Some(cb) = batch.pop_back() {
+                        q.ready.push_front(cb);
+                    }
+                    drop(q);
+                    std::panic::resume_unwind(panic);
+                }
+            };
             step.callbacks += 1;
             if timed {
                 let now = self.time();
@@ -1911,14 +1934,29 @@ impl<C: Callback> Core<C> {
             last = self.time();
         }
         step.run_time = secs(last - run_start);
+        // A close during the batch: what was not run goes the way of the cleared queues
+        // (dropped below, outside the lock).
+        let leftovers: Vec<C> = if self.epoch.load(Ordering::Acquire) != epoch {
+            batch.drain(..).collect()
+        } else {
+            Vec::new()
+        };
         let mut q = lock(&self.q);
-        q.stats.record_iteration(&step, max_cb, last - step_start);
-        if let Some(e) = failed {
-            return Err(e);
+        // After a callback raised: what it did not get to goes back to the head of the queue,
+        // in order, as asyncio leaves it in `_ready`.
+        while let Some(cb) = batch.pop_back() {
+            q.ready.push_front(cb);
         }
+        q.spare = batch; // empty again: the next iteration's buffer
+        q.stats.record_iteration(&step, max_cb, last - step_start);
         step.pending = q.ready.len();
         step.next_deadline = q.timers.first_deadline();
-        Ok(step)
+        drop(q);
+        drop(leftovers);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(step),
+        }
     }
 
     /// Step 3's second half: queue the watchers of ready fds (asyncio's `_process_events`).
