@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -28,8 +29,11 @@ from hypothesis import HealthCheck, given, settings
 from loop_helpers import new_loop_of_kind
 from looprog import Entry, diff, programs, random_program, run_program
 
-EXAMPLES = int(os.environ.get("STEPLOOP_FUZZ_EXAMPLES", "300"))
-RANDOM_PROGRAMS = int(os.environ.get("STEPLOOP_FUZZ_RANDOM", "1000"))
+# In asyncio debug mode (the test command's second pass) every handle records a traceback,
+# which makes programs ~15x slower: the default counts shrink there.
+_DEBUG = bool(os.environ.get("PYTHONASYNCIODEBUG")) or sys.flags.dev_mode
+EXAMPLES = int(os.environ.get("STEPLOOP_FUZZ_EXAMPLES", "100" if _DEBUG else "300"))
+RANDOM_PROGRAMS = int(os.environ.get("STEPLOOP_FUZZ_RANDOM", "100" if _DEBUG else "1000"))
 SEED = int(os.environ.get("STEPLOOP_FUZZ_SEED", "0"))
 
 
