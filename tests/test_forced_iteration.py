@@ -201,6 +201,7 @@ def test_stats_count_callbacks_and_iterations(loop: steploop.Loop) -> None:
 def test_stats_count_timers(loop: steploop.Loop) -> None:
     for delay in (0.0, 0.001, 0.002):
         loop.call_later(delay, lambda: None)
+    loop.call_later(0.0, lambda: None).cancel()  # a cancelled timer does not come due
     loop.run_until_complete(asyncio.sleep(0.003))
     stats = loop.stats()
     # The three timers, and the sleep's own timer; each also ran a callback.

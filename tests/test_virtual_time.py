@@ -216,3 +216,35 @@ def test_fixture_closes_like_asyncio_run() -> None:
     _close(loop)
     assert loop.is_closed()
     assert sorted(events) == ["agen closed", "task cancelled"]
+
+
+def test_watchdog_measures_real_time_on_a_virtual_loop(virtual_loop: VirtualLoop) -> None:
+    """A callback blocks in real time, whatever the loop's clock says."""
+    import logging
+    import time
+
+    seen = threading.Event()
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Blocking: "):
+                messages.append(message)
+                seen.set()
+
+    def busy() -> None:
+        deadline = time.monotonic() + 30.0  # a broken watchdog fails, does not hang
+        while not seen.is_set() and time.monotonic() < deadline:
+            pass
+
+    handler = Collect()
+    logging.getLogger("asyncio").addHandler(handler)
+    try:
+        virtual_loop.set_blocking_watchdog(0.05)
+        virtual_loop.call_soon(busy)
+        virtual_loop.run_once(0)
+    finally:
+        logging.getLogger("asyncio").removeHandler(handler)
+    assert len(messages) == 2, messages
+    assert "has been running for" in messages[0] and " took " in messages[1]

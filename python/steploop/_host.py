@@ -17,5 +17,5 @@ def host_delay(loop: Loop) -> float | None:
     """
     delay = loop.time_until_next()
     if delay is not None and delay > 0.0 and loop._is_virtual():
-        return 0.0 if getattr(loop, "autojump", False) else None
+        return 0.0 if loop._autojump else None
     return delay
