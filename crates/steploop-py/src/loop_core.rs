@@ -68,9 +68,10 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<i32>> {
     let as_int = if obj.is_instance_of::<PyInt>() {
         obj.clone()
     } else {
-        let fileno = obj
-            .call_method0(intern!(obj.py(), "fileno"))
-            .and_then(|f| f.call_method0("__index__").or_else(|_| f.call_method0("__int__")));
+        let fileno = obj.call_method0(intern!(obj.py(), "fileno")).and_then(|f| {
+            f.call_method0("__index__")
+                .or_else(|_| f.call_method0("__int__"))
+        });
         match fileno {
             Ok(fd) => fd,
             Err(_) => {
@@ -828,13 +829,17 @@ impl LoopCore {
     /// The reader handle of `fd`, or None.
     fn _get_reader(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         let _ = py;
-        Ok(fd_of(fd)?.and_then(|fd| self.core.watcher(fd, false)).map(|h| h.0))
+        Ok(fd_of(fd)?
+            .and_then(|fd| self.core.watcher(fd, false))
+            .map(|h| h.0))
     }
 
     /// The writer handle of `fd`, or None.
     fn _get_writer(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         let _ = py;
-        Ok(fd_of(fd)?.and_then(|fd| self.core.watcher(fd, true)).map(|h| h.0))
+        Ok(fd_of(fd)?
+            .and_then(|fd| self.core.watcher(fd, true))
+            .map(|h| h.0))
     }
 
     /// Number of callbacks in the ready queue.

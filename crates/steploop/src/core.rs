@@ -1902,20 +1902,19 @@ impl<C: Callback> Core<C> {
             }
             // A panicking callback (Rust API) unwinds to the caller of `run_once`; the rest of
             // the batch goes back to the ready queue first, so the loop stays usable.
-            let res = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                runner.run(&cb)
-            })) {
-                Ok(res) => res,
-                Err(panic) => {
-                    drop(cb);
-                    let mut q = lock(&self.q);
-                    while let Some(cb) = batch.pop_back() {
-                        q.ready.push_front(cb);
+            let res =
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(&cb))) {
+                    Ok(res) => res,
+                    Err(panic) => {
+                        drop(cb);
+                        let mut q = lock(&self.q);
+                        while let Some(cb) = batch.pop_back() {
+                            q.ready.push_front(cb);
+                        }
+                        drop(q);
+                        std::panic::resume_unwind(panic);
                     }
-                    drop(q);
-                    std::panic::resume_unwind(panic);
-                }
-            };
+                };
             step.callbacks += 1;
             if timed {
                 let now = self.time();
