@@ -352,3 +352,45 @@ def test_reentrant_nested_run_from_another_thread_is_refused(
     loop.run_until_complete(main())
     thread.join()
     assert errors == ["This event loop is already running"]
+
+
+def test_asyncio_run_inside_a_reentrant_loop(reentrant_loop: steploop.Loop) -> None:
+    # The Jupyter case: code running on the loop calls asyncio.run() on a coroutine.
+    loop = reentrant_loop
+
+    async def inner() -> str:
+        await asyncio.sleep(0)
+        return "inner"
+
+    async def outer() -> str:
+        return asyncio.run(inner()) + "+outer"
+
+    assert loop.run_until_complete(outer()) == "inner+outer"
+
+
+def test_asyncio_run_inside_a_default_loop_still_refuses() -> None:
+    steploop.new_event_loop(reentrant=True).close()  # asyncio.run is wrapped from here on
+    loop = steploop.new_event_loop()
+
+    async def inner() -> None:
+        pass
+
+    async def outer() -> str:
+        coro = inner()
+        try:
+            asyncio.run(coro)
+        except RuntimeError as exc:
+            return str(exc)
+        finally:
+            coro.close()
+        return "no error"
+
+    try:
+        assert (
+            loop.run_until_complete(outer())
+            == "asyncio.run() cannot be called from a running event loop"
+        )
+    finally:
+        loop.close()
+    # And with no loop running, asyncio.run is asyncio.run.
+    assert asyncio.run(asyncio.sleep(0, "plain")) == "plain"

@@ -31,8 +31,40 @@ def new_event_loop(*, reentrant: bool = False) -> Loop:
 
     On a default loop the nested call raises ``RuntimeError('This event loop is already
     running')``, as asyncio does.
+
+    A reentrant loop also lets ``asyncio.run(coro)`` be called while it runs (the Jupyter
+    case): the coroutine then runs to completion on that same loop. Creating the first
+    reentrant loop wraps ``asyncio.run`` for that; with any other running loop, or none,
+    ``asyncio.run`` behaves exactly as before (RuntimeError inside a running loop).
     """
+    if reentrant:
+        _install_nested_asyncio_run()
     return Loop(reentrant=reentrant)
+
+
+_asyncio_run: Any = None
+
+
+def _install_nested_asyncio_run() -> None:
+    """Wrap ``asyncio.run`` once so that, inside a running *reentrant* steploop loop, it runs
+    the coroutine on that loop instead of refusing."""
+    global _asyncio_run
+    if _asyncio_run is not None:
+        return
+    original = _asyncio_run = asyncio.run
+
+    def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
+        loop = asyncio.events._get_running_loop()
+        if isinstance(loop, Loop) and loop._reentrant:
+            if not asyncio.iscoroutine(main):
+                raise ValueError(f"a coroutine was expected, got {main!r}")
+            return loop.run_until_complete(main)
+        return original(main, debug=debug)
+
+    run.__doc__ = original.__doc__
+    run.__wrapped__ = original  # type: ignore[attr-defined]
+    asyncio.run = run
+    asyncio.runners.run = run
 
 
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
