@@ -144,3 +144,13 @@ fn idle_steps() {
         "1000 steps, 0 callbacks\n"
     );
 }
+
+#[test]
+fn host_loop() {
+    // A foreign loop drives steploop through poll_fd/time_until_next/run_once: the task's
+    // timers, the host's own fd and the cross-thread calls all get through.
+    assert_eq!(
+        run("host_loop", &[]),
+        "host frames: 3\nsteploop task ticks: 3\nremote calls run on the loop: 3\nhost turns: 4 or more\n"
+    );
+}
