@@ -617,6 +617,9 @@ class Run:
         for fut in [*self.futures, *self.tasks]:  # no "exception was never retrieved" at GC
             if fut.done() and not fut.cancelled():
                 fut.exception()
+        for task in self.tasks:  # closed before they could finish: no "never awaited" at GC
+            if not task.done():
+                task.get_coro().close()
         self.rec("closed", loop.is_running(), loop.is_closed())
         self._call("call_soon after close", loop.call_soon, _noop)
         self._call("call_later after close", loop.call_later, 1, _noop)

@@ -44,8 +44,6 @@ def run_both(program: list[Entry]) -> tuple[list[Any], list[Any]]:
     return ref, got
 
 
-# A task created just before its loop is closed never starts (on both loops).
-@pytest.mark.filterwarnings("ignore:coroutine 'Run.coro' was never awaited:RuntimeWarning")
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -58,7 +56,6 @@ def test_same_trace_as_asyncio(program: list[Entry]) -> None:
     assert ref == got, diff(ref, got)
 
 
-@pytest.mark.filterwarnings("ignore:coroutine 'Run.coro' was never awaited:RuntimeWarning")
 def test_random_programs() -> None:
     """Programs i = 0..N-1 are drawn from random.Random(f"{SEED}:{i}"): each one can be
     re-created from its number alone."""

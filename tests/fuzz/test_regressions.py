@@ -14,12 +14,6 @@ from typing import Any
 import pytest
 from loop_helpers import run_briefly
 
-# Tasks of fuzz programs whose loop was closed before they started are collected later, in
-# whichever test runs then (on both loops).
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:coroutine 'Run.coro' was never awaited:RuntimeWarning"
-)
-
 
 def xfail_on_steploop(request: pytest.FixtureRequest, loop_kind: str, reason: str) -> None:
     """Mark the running test xfail(strict) if it runs on steploop."""
