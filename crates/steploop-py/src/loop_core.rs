@@ -31,6 +31,9 @@ pub struct LoopCore {
     thread_id: AtomicU64,
     /// Nested `run_*` calls are allowed (`new_event_loop(reentrant=True)`).
     reentrant: AtomicBool,
+    /// Set once `fileno()` was asked for: a host may be waiting on the poll fd, so work
+    /// scheduled while the loop is not running must make it readable.
+    host_driven: AtomicBool,
     /// The blocking watchdog: threshold in seconds (`f64` bits; 0 = off) and the callback
     /// running now with its start time and sequence number, published for the watchdog thread.
     watchdog: AtomicU64,
@@ -111,7 +114,7 @@ impl LoopCore {
     /// One eventfd write per pending wake-up, none while the loop runs.
     #[inline]
     fn notify_host(&self) -> PyResult<()> {
-        if self.thread_id.load(Ordering::Relaxed) == 0 {
+        if self.thread_id.load(Ordering::Relaxed) == 0 && self.host_driven.load(Ordering::Relaxed) {
             self.core.reactor().notify().map_err(EngineError)?;
         }
         Ok(())
@@ -430,6 +433,7 @@ impl LoopCore {
             closed: AtomicBool::new(false),
             thread_id: AtomicU64::new(0),
             reentrant: AtomicBool::new(false),
+            host_driven: AtomicBool::new(false),
             watchdog: AtomicU64::new(0),
             current: parking_lot::Mutex::new(None),
             hooks: parking_lot::Mutex::new(None),
@@ -545,10 +549,13 @@ impl LoopCore {
             // Another thread while the loop runs: wake it only if it is blocked in its poll
             // (asyncio writes its self-pipe every time; one write per blocking poll is enough).
             this.core.push_ready_threadsafe(h).map_err(EngineError)?;
-        } else {
-            // The loop is not running (a host steps it): make the poll fd readable, once per
-            // pending wake-up, so a host waiting on `fileno()` comes back to step it.
+        } else if this.host_driven.load(Ordering::Relaxed) {
+            // The loop is not running and a host steps it: make the poll fd readable, once
+            // per pending wake-up, so a host waiting on `fileno()` comes back to step it.
             this.core.push_ready_notify(h).map_err(EngineError)?;
+        } else {
+            // Not running, nobody waiting on it: the next run finds the callback ready.
+            this.core.push_ready(h);
         }
         Ok(handle)
     }
@@ -709,6 +716,50 @@ impl LoopCore {
         exited
     }
 
+    /// Run until the future (an asyncio Future, or a coroutine wrapped in a Task) is done.
+    ///
+    /// Return the Future's result, or raise its exception. asyncio's `run_until_complete`,
+    /// step for step, without the Python frames.
+    fn run_until_complete(
+        slf: &Bound<'_, LoopCore>,
+        future: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_closed()?;
+        // `_check_running` (the Python subclass lets a reentrant loop through).
+        slf.call_method0(intern!(py, "_check_running"))?;
+        let imp = imports(py)?;
+        let new_task = !imp.isfuture.bind(py).call1((future,))?.is_truthy()?;
+        let kw = PyDict::new(py);
+        kw.set_item(intern!(py, "loop"), slf)?;
+        let fut = imp.ensure_future.bind(py).call((future,), Some(&kw))?;
+        if new_task {
+            // An exception of a task we made ourselves is reported by raising it here, not
+            // by "Task was destroyed but it is pending!".
+            fut.setattr(intern!(py, "_log_destroy_pending"), false)?;
+        }
+        let cb = imp.run_until_complete_cb.bind(py);
+        fut.call_method1(intern!(py, "add_done_callback"), (cb,))?;
+        let ran = Self::run_forever(slf);
+        if ran.is_err()
+            && new_task
+            && fut.call_method0(intern!(py, "done"))?.is_truthy()?
+            && !fut.call_method0(intern!(py, "cancelled"))?.is_truthy()?
+        {
+            // Mark the exception retrieved: it is about to propagate in another form.
+            let _ = fut.call_method0(intern!(py, "exception"));
+        }
+        fut.call_method1(intern!(py, "remove_done_callback"), (cb,))?;
+        ran?;
+        if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            return Err(PyRuntimeError::new_err(
+                "Event loop stopped before Future completed.",
+            ));
+        }
+        Ok(fut.call_method0(intern!(py, "result"))?.unbind())
+    }
+
     /// asyncio's private `_run_once()`: one iteration, with no running-state bookkeeping.
     fn _run_once(slf: &Bound<'_, LoopCore>) -> PyResult<()> {
         Self::step(slf, None).map(|_| ())
@@ -765,8 +816,13 @@ impl LoopCore {
     }
 
     /// A file descriptor that turns readable when the loop has I/O or a wake-up to process.
+    ///
+    /// Asking for it marks the loop host-driven: from then on, work scheduled while the loop
+    /// is not running (a `call_soon` between steps, a `call_soon_threadsafe` from another
+    /// thread) also makes the fd readable, so a host waiting on it comes back to step.
     fn fileno(&self) -> PyResult<i32> {
         self.check_closed()?;
+        self.host_driven.store(true, Ordering::Relaxed);
         Ok(self.core.reactor().fd())
     }
 

@@ -34,6 +34,12 @@ pub struct Imports {
     pub enter_task: Py<PyAny>,
     /// `asyncio.tasks._leave_task`.
     pub leave_task: Py<PyAny>,
+    /// `asyncio.futures.isfuture`.
+    pub isfuture: Py<PyAny>,
+    /// `asyncio.tasks.ensure_future`.
+    pub ensure_future: Py<PyAny>,
+    /// `asyncio.base_events._run_until_complete_cb`.
+    pub run_until_complete_cb: Py<PyAny>,
 }
 
 static IMPORTS: PyOnceLock<Imports> = PyOnceLock::new();
@@ -58,6 +64,9 @@ pub fn imports(py: Python<'_>) -> PyResult<&'static Imports> {
             current_task: get("asyncio.tasks", "current_task")?,
             enter_task: get("asyncio.tasks", "_enter_task")?,
             leave_task: get("asyncio.tasks", "_leave_task")?,
+            isfuture: get("asyncio.futures", "isfuture")?,
+            ensure_future: get("asyncio.tasks", "ensure_future")?,
+            run_until_complete_cb: get("asyncio.base_events", "_run_until_complete_cb")?,
         })
     })
 }
