@@ -641,7 +641,8 @@ import asyncio, os, resource, socket, sys
 sys.path.insert(0, sys.argv[2])
 from loop_helpers import new_loop_of_kind
 
-asyncio.constants.ACCEPT_RETRY_DELAY = 0.01
+# Long enough that the retry never lands while the fds are still used up (loaded machines).
+asyncio.constants.ACCEPT_RETRY_DELAY = 0.5
 errors = []
 
 async def main():
