@@ -253,6 +253,39 @@ def chart(data: dict[str, Any], png: str) -> bool:
     return True
 
 
+def profile(path: str) -> list[str]:
+    """The "Profile" section from benches/profile.py's JSON (omitted when it was not run)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        prof = json.load(f)
+    seen = {lp for row in prof["instructions"].values() for lp in row}
+    loops = [lp for lp in COLORS if lp in seen]
+    out = [
+        "## Profile",
+        "",
+        (
+            "From `python benches/profile.py`: instructions per operation counted by callgrind "
+            "(exact and repeatable, unlike time on a shared machine; the kernel's side of a "
+            "syscall is not counted), and syscalls per `stop(); run_forever()` entry from "
+            "`strace -c` of 1000 entries."
+        ),
+        "",
+        "| operation | " + " | ".join(loops) + " |",
+        "|---|" + "---:|" * len(loops),
+    ]
+    for name, row in prof["instructions"].items():
+        what = prof["ops"].get(name, name)
+        cells = [f"{row[lp]:,}" if lp in row else "—" for lp in loops]
+        out.append(f"| {what} | " + " | ".join(cells) + " |")
+    out += ["", "| loop | syscalls per loop entry |", "|---|---|"]
+    for lp in loops:
+        calls = prof["syscalls"].get(lp, {})
+        text = ", ".join(f"{k} {v:g}" for k, v in calls.items()) or "none"
+        out.append(f"| {lp} | {text} |")
+    return out + [""]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
@@ -266,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     if chart(data, png):
         rel = os.path.relpath(png, os.path.dirname(os.path.abspath(args.out)))
         lines += [f"![throughput relative to asyncio]({rel})", ""]
-    lines += tables(data) + failures(data) + workload_list(data)
+    lines += tables(data) + failures(data)
+    lines += profile(os.path.join(os.path.dirname(os.path.abspath(args.json)), "profile.json"))
+    lines += workload_list(data)
     with open(args.out, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     print(f"wrote {args.out} and {png}", file=sys.stderr)
