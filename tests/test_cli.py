@@ -208,3 +208,11 @@ def test_bad_watchdog_threshold(value: str) -> None:
     assert proc.returncode == 2
     assert "argument --watchdog:" in proc.stderr
     assert proc.stderr.startswith("usage: python -m steploop")
+
+
+def test_missing_script_is_a_usage_error(tmp_path: Path) -> None:
+    # As `python missing.py`: a clear message and exit code 2, no traceback.
+    proc = _run(str(tmp_path / "missing.py"))
+    assert proc.returncode == 2
+    assert "can't open file" in proc.stderr and "missing.py" in proc.stderr
+    assert "Traceback" not in proc.stderr

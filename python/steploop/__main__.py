@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("argument -m: expected a module name")
     if args.module is None and not args.script:
         parser.error("a script or -m module is required")
+    if args.module is None and not os.path.isfile(args.script[0]):
+        # What `python missing.py` says, and its exit code (2).
+        parser.error(f"can't open file {os.path.abspath(args.script[0])!r}: no such file")
     if args.debug:
         os.environ["PYTHONASYNCIODEBUG"] = "1"
     policy = _ConfiguredPolicy(
