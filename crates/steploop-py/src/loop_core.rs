@@ -716,6 +716,64 @@ impl LoopCore {
         exited
     }
 
+    /// Schedule a coroutine object: return a Task object.
+    ///
+    /// asyncio's `create_task` (the task factory, `name=` and `context=` included), without
+    /// the Python frame.
+    #[pyo3(signature = (coro, *, name=None, context=None))]
+    fn create_task(
+        slf: &Bound<'_, LoopCore>,
+        coro: &Bound<'_, PyAny>,
+        name: Option<Bound<'_, PyAny>>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_closed()?;
+        let imp = imports(py)?;
+        if this.debug() {
+            // asyncio's own create_task: the tasks' source tracebacks (printed in debug mode)
+            // then point where asyncio's point.
+            let kw = PyDict::new(py);
+            kw.set_item(intern!(py, "name"), &name)?;
+            kw.set_item(intern!(py, "context"), &context)?;
+            return Ok(imp
+                .py_create_task
+                .bind(py)
+                .call((slf, coro), Some(&kw))?
+                .unbind());
+        }
+        let name = name.filter(|n| !n.is_none());
+        let context = context.filter(|c| !c.is_none());
+        let factory = slf.getattr(intern!(py, "_task_factory"))?;
+        if factory.is_none() {
+            let kw = PyDict::new(py);
+            kw.set_item(intern!(py, "loop"), slf)?;
+            if let Some(name) = &name {
+                kw.set_item(intern!(py, "name"), name)?;
+            }
+            if let Some(context) = &context {
+                kw.set_item(intern!(py, "context"), context)?;
+            }
+            // In debug mode the task's `_source_traceback` already ends at our caller (no
+            // Python frame of ours to drop, which is what asyncio's `del [-1]` does).
+            let task = imp.task_type.bind(py).call((coro,), Some(&kw))?;
+            return Ok(task.unbind());
+        }
+        let task = match &context {
+            None => factory.call1((slf, coro))?,
+            Some(context) => {
+                let kw = PyDict::new(py);
+                kw.set_item(intern!(py, "context"), context)?;
+                factory.call((slf, coro), Some(&kw))?
+            }
+        };
+        imp.set_task_name
+            .bind(py)
+            .call1((&task, name.map_or_else(|| py.None(), |n| n.unbind())))?;
+        Ok(task.unbind())
+    }
+
     /// Run until the future (an asyncio Future, or a coroutine wrapped in a Task) is done.
     ///
     /// Return the Future's result, or raise its exception. asyncio's `run_until_complete`,
@@ -731,9 +789,19 @@ impl LoopCore {
         slf.call_method0(intern!(py, "_check_running"))?;
         let imp = imports(py)?;
         let new_task = !imp.isfuture.bind(py).call1((future,))?.is_truthy()?;
-        let kw = PyDict::new(py);
-        kw.set_item(intern!(py, "loop"), slf)?;
-        let fut = imp.ensure_future.bind(py).call((future,), Some(&kw))?;
+        // Debug mode goes asyncio's way (ensure_future), so that tasks' "created at" is the
+        // same line as on asyncio.
+        let fut = if new_task
+            && !this.debug()
+            && imp.iscoroutine.bind(py).call1((future,))?.is_truthy()?
+        {
+            // ensure_future(coro, loop=self) is loop.create_task(coro).
+            slf.call_method1(intern!(py, "create_task"), (future,))?
+        } else {
+            let kw = PyDict::new(py);
+            kw.set_item(intern!(py, "loop"), slf)?;
+            imp.ensure_future.bind(py).call((future,), Some(&kw))?
+        };
         if new_task {
             // An exception of a task we made ourselves is reported by raising it here, not
             // by "Task was destroyed but it is pending!".

@@ -40,6 +40,13 @@ pub struct Imports {
     pub ensure_future: Py<PyAny>,
     /// `asyncio.base_events._run_until_complete_cb`.
     pub run_until_complete_cb: Py<PyAny>,
+    /// `asyncio.tasks.Task` (the C Task).
+    pub task_type: Py<PyAny>,
+    /// `asyncio.tasks._set_task_name`.
+    pub set_task_name: Py<PyAny>,
+    /// `asyncio.base_events.BaseEventLoop.create_task` (debug mode: its frames are part of
+    /// the tasks' `_source_traceback`, which asyncio prints).
+    pub py_create_task: Py<PyAny>,
 }
 
 static IMPORTS: PyOnceLock<Imports> = PyOnceLock::new();
@@ -67,6 +74,13 @@ pub fn imports(py: Python<'_>) -> PyResult<&'static Imports> {
             isfuture: get("asyncio.futures", "isfuture")?,
             ensure_future: get("asyncio.tasks", "ensure_future")?,
             run_until_complete_cb: get("asyncio.base_events", "_run_until_complete_cb")?,
+            task_type: get("asyncio.tasks", "Task")?,
+            set_task_name: get("asyncio.tasks", "_set_task_name")?,
+            py_create_task: py
+                .import("asyncio.base_events")?
+                .getattr("BaseEventLoop")?
+                .getattr("create_task")?
+                .unbind(),
         })
     })
 }
