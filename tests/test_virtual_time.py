@@ -103,8 +103,10 @@ def test_advance_from_another_thread_wakes_a_waiting_loop() -> None:
         waiting = threading.Event()
 
         async def main() -> float:
-            waiting.set()
-            await asyncio.sleep(5)
+            sleeper = asyncio.ensure_future(asyncio.sleep(5))
+            await asyncio.sleep(0)  # the sleeper's timer is scheduled (deadline 5.0) ...
+            waiting.set()  # ... before the other thread may advance the clock
+            await sleeper
             return asyncio.get_running_loop().time()
 
         def advancer() -> None:
