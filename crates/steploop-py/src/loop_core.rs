@@ -245,37 +245,33 @@ impl LoopCore {
         let nested = this.reentrant.load(Ordering::Relaxed)
             && old_thread == me
             && old_running.bind(py).is(slf);
-        if !nested {
-            if old_thread != 0 {
-                return Err(PyRuntimeError::new_err(
-                    "This event loop is already running",
-                ));
-            }
-            if !old_running.is_none(py) {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot run the event loop while another loop is running",
-                ));
-            }
-        }
         if nested {
+            // The loop is already set up as running in this thread: only the task that is
+            // stepping (if any) is suspended, so that other tasks can step meanwhile.
             let task = imp.current_task.call1(py, (slf,))?;
-            if !task.is_none(py) {
+            let suspended_task = if task.is_none(py) {
+                None
+            } else {
                 imp.leave_task.call1(py, (slf, &task))?;
-                return Ok(Entered {
-                    old_hooks: py.None(),
-                    old_thread,
-                    old_running,
-                    nested,
-                    suspended_task: Some(task),
-                });
-            }
+                Some(task)
+            };
             return Ok(Entered {
                 old_hooks: py.None(),
                 old_thread,
                 old_running,
                 nested,
-                suspended_task: None,
+                suspended_task,
             });
+        }
+        if old_thread != 0 {
+            return Err(PyRuntimeError::new_err(
+                "This event loop is already running",
+            ));
+        }
+        if !old_running.is_none(py) {
+            return Err(PyRuntimeError::new_err(
+                "Cannot run the event loop while another loop is running",
+            ));
         }
         if this.debug() {
             slf.call_method1("_set_coroutine_origin_tracking", (true,))?;
