@@ -236,7 +236,6 @@ impl Handle {
         };
         // Dropped here, with no lock held: their finalizers may call back into the loop.
         drop((cb, args));
-        let _ = py;
         Ok(())
     }
 

@@ -947,16 +947,14 @@ impl LoopCore {
     }
 
     /// The reader handle of `fd`, or None.
-    fn _get_reader(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
-        let _ = py;
+    fn _get_reader(&self, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         Ok(fd_of(fd)?
             .and_then(|fd| self.core.watcher(fd, false))
             .map(|h| h.0))
     }
 
     /// The writer handle of `fd`, or None.
-    fn _get_writer(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
-        let _ = py;
+    fn _get_writer(&self, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         Ok(fd_of(fd)?
             .and_then(|fd| self.core.watcher(fd, true))
             .map(|h| h.0))
@@ -973,14 +971,13 @@ impl LoopCore {
     }
 
     /// Mark the loop closed and drop every pending callback, timer and fd watcher.
-    fn _close_core(&self, py: Python<'_>) {
+    fn _close_core(&self) {
         self.closed.store(true, Ordering::Relaxed);
         let garbage = self.core.clear();
         // Dropped with no engine lock held: finalizers may call into the loop.
         drop(garbage);
         // The epoll fd and the eventfd go now, as asyncio closes its selector and self-pipe.
         self.core.close_reactor();
-        let _ = py;
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
