@@ -7,7 +7,9 @@ Usage::
 
 The markdown is generated whole from the JSON and the text below: edit this file, not the
 markdown. The chart (matplotlib, Agg backend) shows each loop's throughput relative to
-asyncio, per workload, on a log scale.
+asyncio, per workload, on a log scale. The "Profile" and "Memory" sections come from
+``profile.json`` (benches/profile.py) and ``memory.json`` (benches/memory.py) beside the
+results file, when they are there.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ python benches/run.py                     # all workloads, 5 samples each (about
 python benches/run.py --only 'sleep0|run_once' --loops asyncio,steploop --samples 3
 python benches/render.py                  # this page and benchmarks.png
 python benches/run.py --quick             # smoke test: 1 sample, tiny sizes (tests use it)
+python benches/memory.py                  # peak RSS: 10^6 timers, 10^4 connections (Memory)
 ```
 
 ## Method
@@ -286,6 +289,65 @@ def profile(path: str) -> list[str]:
     return out + [""]
 
 
+def memory(path: str) -> list[str]:
+    """The "Memory" section from benches/memory.py's JSON (omitted when it was not run)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        mem = json.load(f)
+    meta = mem["meta"]
+    loops = list(meta["loops"])
+    rows = {(r["workload"], r["loop"]): r for r in mem["results"]}
+    out = ["## Memory", ""]
+    if meta.get("quick"):
+        out += [
+            "**This is a `--quick` run: tiny sizes, one sample; the figures mean nothing.**",
+            "",
+        ]
+    out += [
+        (
+            f"From `{meta.get('command')}` ({meta.get('date')}, steploop commit "
+            f"`{meta.get('commit')}`): peak RSS with many pending timers or open connections. "
+            "Every sample of every (workload, loop) pair is a fresh process; the figure is the "
+            "**delta**, `ru_maxrss` (the process's peak RSS so far) with everything pending or "
+            "open minus `ru_maxrss` right after `new_event_loop()`, so the interpreter, the "
+            f"imports and the empty loop are left out; median of {meta.get('samples')} samples, "
+            "in MiB (lower is better). The ratio in brackets is the loop's delta divided by "
+            "asyncio's: the target is 1.00x or less."
+        ),
+        "",
+        "| workload | " + " | ".join(loops) + " |",
+        "|---|" + "---:|" * len(loops),
+    ]
+    for w in mem["workloads"]:
+        cells = []
+        for lp in loops:
+            row = rows.get((w["name"], lp))
+            if row is None:
+                cells.append("")
+            elif row["status"] == "not installed":
+                cells.append("n/a")
+            elif row["status"] != "ok":
+                cells.append("**fails**")
+            else:
+                cells.append(f"{row['delta_mib']:.1f} ({fmt_ratio(row['vs_asyncio'])})")
+        out.append(f"| {w['count']:,} {w['what']} (`{w['name']}`) | " + " | ".join(cells) + " |")
+    out.append("")
+    for w in mem["workloads"]:
+        note = f"- `{w['name']}`: {w['description']}."
+        if w["count"] < w["requested"]:
+            note += (
+                f" {w['count']:,} rather than {w['requested']:,}: the hard `RLIMIT_NOFILE` of "
+                f"{meta.get('nofile_hard_limit')} leaves room for no more (2 fds a connection)."
+            )
+        out.append(note)
+    bad = [r for r in mem["results"] if r["status"] not in ("ok", "not installed")]
+    for r in bad:
+        error = (r.get("error") or "").replace("|", "\\|")[:120]
+        out.append(f"- `{r['workload']}` on {r['loop']}: {r['status']}: {error}")
+    return out + [""]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
@@ -300,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         rel = os.path.relpath(png, os.path.dirname(os.path.abspath(args.out)))
         lines += [f"![throughput relative to asyncio]({rel})", ""]
     lines += tables(data) + failures(data)
-    lines += profile(os.path.join(os.path.dirname(os.path.abspath(args.json)), "profile.json"))
+    results_dir = os.path.dirname(os.path.abspath(args.json))
+    lines += profile(os.path.join(results_dir, "profile.json"))
+    lines += memory(os.path.join(results_dir, "memory.json"))
     lines += workload_list(data)
     with open(args.out, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")

@@ -1,8 +1,10 @@
-"""Keep the Python benchmarks working: `benches/run.py --quick` on every loop, no timings.
+"""Keep the Python benchmarks working: `benches/run.py --quick` and `benches/memory.py --quick`
+on every loop, no timings and no memory bounds.
 
 The benches report a loop that is missing or fails on a workload in its row instead of
 crashing, so this checks the shape of the report and that asyncio, the reference, ran every
-workload. It asserts nothing about speed (STYLE.md: never a timed test).
+workload (the memory benchmark has two workloads, which every loop must run). It asserts
+nothing about speed or memory (STYLE.md: never a timed test).
 """
 
 from __future__ import annotations
@@ -126,3 +128,39 @@ def test_render_writes_markdown_and_chart(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     text = md.read_text()
     assert "Test CPU" in text and "| `w` | 10 | n/a |" in text
+
+
+def test_memory_quick_reports_every_loop(tmp_path: Path) -> None:
+    """`benches/memory.py --quick` measures both workloads on every loop; no memory bounds.
+
+    At the quick sizes (10^3 timers, 50 connections) a workload can fit in memory the process
+    already had, so a delta of 0 is allowed; only the shape and the signs are checked.
+    """
+    out = tmp_path / "memory.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCHES / "memory.py"), "--quick", "--out", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+
+    names = [w["name"] for w in data["workloads"]]
+    assert names == ["timers_1e6", "connections_1e4"]
+    rows = {(r["workload"], r["loop"]): r for r in data["results"]}
+    assert len(rows) == len(data["results"]), "duplicate rows"
+    assert set(rows) == {(w, lp) for w in names for lp in LOOPS}
+    for (workload, loop), row in rows.items():
+        assert row["status"] == "ok", (workload, loop, row.get("error"))
+        assert row["count"] > 0 and len(row["samples"]) == 1
+        assert row["baseline_mib"] > 0 and row["peak_mib"] > 0, (workload, loop)
+        assert row["delta_mib"] >= 0 and row["peak_mib"] >= row["baseline_mib"], (workload, loop)
+    for loop in LOOPS:
+        info = data["meta"]["loops"][loop]
+        assert info["available"] and info["version"], loop
+    assert data["meta"]["quick"] is True
