@@ -105,3 +105,77 @@ def test_task_result_cycle_freed(loop_kind: str) -> None:
     gc.collect()
     assert node_ref() is None
     assert loop_ref() is None
+
+
+class Keeper:
+    """Keeps the handle that will call its own method: handle -> method -> self -> handle."""
+
+    handle: asyncio.Handle | None = None
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def method(self) -> None:
+        pass
+
+
+def test_kept_handle_cycle_collected_after_close(loop_kind: str) -> None:
+    # The caller holds the handle while it is queued, then only the cycle does.
+    loop = new_loop_of_kind(loop_kind)
+    refs = []
+    for delay in (None, 1000.0):
+        k = Keeper(loop)
+        if delay is None:
+            k.handle = loop.call_soon(k.method)
+        else:
+            k.handle = loop.call_later(delay, k.method)
+        refs.append(weakref.ref(k))
+        del k
+    loop.close()
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+
+
+def test_kept_handle_cycle_collected_after_it_ran(loop_kind: str) -> None:
+    loop = new_loop_of_kind(loop_kind)
+    try:
+        k = Keeper(loop)
+        k.handle = loop.call_soon(k.method)
+        ref = weakref.ref(k)
+        del k
+        run_briefly(loop)
+        gc.collect()
+        assert ref() is None
+    finally:
+        loop.close()
+
+
+def test_kept_handle_cycle_in_unclosed_loop_is_collected(loop_kind: str) -> None:
+    # loop -> queue -> handle -> method -> keeper -> handle, and keeper -> loop.
+    loop = new_loop_of_kind(loop_kind)
+    loop.set_debug(False)
+    k = Keeper(loop)
+    k.handle = loop.call_later(1000.0, k.method)
+    loop.call_soon(k.method)
+    ref, loop_ref = weakref.ref(k), weakref.ref(loop)
+    del k, loop
+    with pytest.warns(ResourceWarning, match="unclosed event loop"):
+        gc.collect()
+    assert ref() is None
+    assert loop_ref() is None
+
+
+def test_pending_handle_survives_collection(loop_kind: str) -> None:
+    # Collections while callbacks wait must not free (or clear) what they will run.
+    loop = new_loop_of_kind(loop_kind)
+    try:
+        seen: list[int] = []
+        for i in range(1000):
+            node = Node(loop)
+            loop.call_soon(lambda n=node, i=i: seen.append(i) if n.me is n else None)
+        del node
+        gc.collect()
+        run_briefly(loop)
+        assert seen == list(range(1000))
+    finally:
+        loop.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import gc
 import selectors
 import socket
 import sys
@@ -116,6 +117,22 @@ class _Watchdog(threading.Thread):
             del frame, handle, current
 
 
+# Loops alive in this process, for the hook below.
+_live_loops: weakref.WeakSet[Loop] = weakref.WeakSet()
+
+
+def _before_full_collection(phase: str, info: dict[str, int]) -> None:
+    """`gc.callbacks` hook: before a full collection, each loop tracks the pending handles
+    that its caller also kept (the engine leaves handles that only the loop holds untracked
+    and visits them itself; see `HandleRef` in crates/steploop-py/src/handle.rs)."""
+    if phase == "start" and info.get("generation") == 2:
+        for loop in list(_live_loops):
+            loop._track_shared_handles()
+
+
+gc.callbacks.append(_before_full_collection)
+
+
 class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[misc]
     """An asyncio event loop on the steploop engine.
 
@@ -149,6 +166,7 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         self._reentrant = reentrant
         self._watchdog: _Watchdog | None = None
         self._child_reaper = _unix.ChildReaper(self)
+        _live_loops.add(self)
 
     def _check_running(self) -> None:
         # A reentrant loop may be run again from inside one of its own callbacks.

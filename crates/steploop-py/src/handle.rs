@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyTuple};
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::{ffi, PyTraverseError, PyVisit};
 
 use crate::loop_core::LoopCore;
 use crate::py::{imports, run_in_context, GilCell};
@@ -23,8 +23,26 @@ pub(crate) struct Refs {
     repr: Option<String>,
 }
 
+impl Drop for Refs {
+    fn drop(&mut self) {
+        let objs = [
+            self.callback.take(),
+            self.args.take().map(Py::into_any),
+            self.context.take(),
+            self.source_traceback.take(),
+        ];
+        for obj in objs.into_iter().flatten() {
+            // SAFETY: `Refs` lives only inside a `Handle`, which is dropped by its `tp_dealloc`
+            // or cleared by `tp_clear`, both called by the interpreter with the GIL held; so
+            // the reference can be released now instead of going through pyo3's deferred
+            // pool (which checks a thread-local on every drop).
+            unsafe { ffi::Py_DECREF(obj.into_ptr()) };
+        }
+    }
+}
+
 /// A callback scheduled on the loop (asyncio's `Handle`).
-#[pyclass(subclass, frozen, module = "steploop")]
+#[pyclass(subclass, frozen, freelist = 512, module = "steploop")]
 pub struct Handle {
     /// Callback, args, context. Locked only to copy or clear references; never across a call.
     refs: GilCell<Refs>,
@@ -47,15 +65,143 @@ impl std::fmt::Debug for Handle {
 }
 
 /// A timer (asyncio's `TimerHandle`): a `Handle` with a deadline.
-#[pyclass(extends = Handle, frozen, module = "steploop")]
+#[pyclass(extends = Handle, frozen, freelist = 512, module = "steploop")]
 #[derive(Debug)]
 pub struct TimerHandle;
 
+/// `tp_traverse` for `Handle` and `TimerHandle`, installed over pyo3's by
+/// [`install_traverse`].
+///
+/// pyo3's generic slot walks the type's bases on every call to find the next traverse
+/// function; with many pending timers the collector calls this millions of times, and that
+/// walk made up most of the cost of `call_later`. The layout is known here: the instance's
+/// (heap) type, then the handle's references.
+unsafe extern "C" fn traverse_handle(
+    obj: *mut ffi::PyObject,
+    visit: ffi::visitproc,
+    arg: *mut std::ffi::c_void,
+) -> std::ffi::c_int {
+    // SAFETY: the collector calls tp_traverse with the GIL held, on a live instance of a
+    // type whose tp_traverse this is: `Handle`, `TimerHandle` or a Python subclass of them
+    // (whose `subtype_traverse` calls its base's). So `obj` has `Handle`'s layout.
+    unsafe {
+        let py = Python::assume_attached();
+        let handle = pyo3::Borrowed::from_ptr(py, obj).cast_unchecked::<Handle>();
+        let this = handle.get();
+        // All pyo3 types are heap types whose base (`object`) is not: visiting the type
+        // falls to us (see `subtype_traverse` in CPython's typeobject.c).
+        let ret = visit(ffi::Py_TYPE(obj).cast(), arg);
+        if ret != 0 {
+            return ret;
+        }
+        let ret = visit(this.lp.as_ptr(), arg);
+        if ret != 0 {
+            return ret;
+        }
+        let r = this.refs.get_unchecked();
+        let objs = [
+            r.callback.as_ref().map(|o| o.as_ptr()),
+            r.args.as_ref().map(|o| o.as_ptr()),
+            r.context.as_ref().map(|o| o.as_ptr()),
+            r.source_traceback.as_ref().map(|o| o.as_ptr()),
+        ];
+        for ptr in objs.into_iter().flatten() {
+            let ret = visit(ptr, arg);
+            if ret != 0 {
+                return ret;
+            }
+        }
+        0
+    }
+}
+
+/// Replaces pyo3's `tp_traverse` of `Handle` and `TimerHandle` by [`traverse_handle`].
+pub(crate) fn install_traverse(py: Python<'_>) {
+    for ty in [py.get_type::<Handle>(), py.get_type::<TimerHandle>()] {
+        // SAFETY: GIL held; the types were just created by pyo3 and no instance exists yet
+        // (this runs in the module's init). `traverse_handle` visits exactly what pyo3's
+        // slot visits for these types (`__traverse__` below plus the type object).
+        unsafe { (*ty.as_type_ptr()).tp_traverse = Some(traverse_handle) };
+    }
+}
+
 /// A handle as the engine holds it (a local type, so the engine's trait can be implemented).
-/// Cloned only with the GIL held: the engine clones fd watchers while dispatching events,
-/// which happens after the poll has re-acquired it.
+/// Cloned and dropped only with the GIL held: the engine clones fd watchers while dispatching
+/// events, which happens after the poll has re-acquired it.
+///
+/// # Handles the loop alone holds are not tracked by the garbage collector
+///
+/// A handle is created untracked ([`Handle::create`]). While one of the loop's queues holds
+/// the only reference to it, the loop's own `tp_traverse` visits the handle's references in
+/// its stead ([`HandleRef::visit`]), so a cycle through a pending callback is still found.
+/// When the queue lets go of a handle that something else still references (the caller kept
+/// what `call_soon` returned), the handle is tracked from then on like any object.
+///
+/// Why: with many pending timers or callbacks, every young collection used to traverse every
+/// handle (asyncio pays the same for its Python handles); now the collector sees only the
+/// loop, in the rare collections of the oldest generation. While the caller also holds a
+/// queued handle, the handle is neither tracked nor visited until the next full collection:
+/// its references count as external, so nothing is freed early; before each full collection
+/// the loop tracks such handles (`LoopCore._track_shared_handles`, called from a `gc.callbacks`
+/// hook in `steploop._loop`), so a cycle through one is found there, as on asyncio.
 #[derive(Clone)]
 pub(crate) struct HandleRef(pub Py<Handle>);
+
+impl HandleRef {
+    /// For the loop's `tp_traverse`: visits the handle itself if the collector tracks it, or
+    /// its references if the loop is its only owner (see the type's documentation).
+    pub(crate) fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let ptr = self.0.as_ptr();
+        // SAFETY: tp_traverse runs with the GIL held and `ptr` is alive (we hold it).
+        let owned = unsafe { ffi::Py_REFCNT(ptr) == 1 && ffi::PyObject_GC_IsTracked(ptr) == 0 };
+        if !owned {
+            return visit.call(&self.0);
+        }
+        let this = self.0.get();
+        visit.call(&this.lp)?;
+        // SAFETY: the collector runs with the GIL held and nothing of ours holds the cell.
+        let r = unsafe { this.refs.get_unchecked() };
+        visit.call(&r.callback)?;
+        visit.call(&r.args)?;
+        visit.call(&r.context)?;
+        visit.call(&r.source_traceback)
+    }
+}
+
+impl HandleRef {
+    /// Tracks the handle if something besides the loop references it (called before full
+    /// collections, so that a cycle through a handle the caller kept is found even while
+    /// the loop still holds it). With the GIL held.
+    pub(crate) fn track_if_shared(&self, _py: Python<'_>) {
+        let ptr = self.0.as_ptr();
+        // SAFETY: GIL held (`_py`); `ptr` is alive (we hold it); tracking an untracked GC
+        // object outside a collection is valid.
+        unsafe {
+            if ffi::Py_REFCNT(ptr) > 1 && ffi::PyObject_GC_IsTracked(ptr) == 0 {
+                ffi::PyObject_GC_Track(ptr.cast());
+            }
+        }
+    }
+}
+
+impl Drop for HandleRef {
+    fn drop(&mut self) {
+        let ptr = self.0.as_ptr();
+        // SAFETY: `ptr` is a live handle (our reference is released after this body). The
+        // binding drops handles with the GIL held; the count is read first only because the
+        // common case (we hold the last reference) needs nothing else, and the GIL is checked
+        // before anything is done (a drop without it leaves the handle untracked: a cycle
+        // through it would leak, nothing worse). Tracking an untracked GC object is valid.
+        unsafe {
+            if ffi::Py_REFCNT(ptr) > 1
+                && ffi::PyGILState_Check() == 1
+                && ffi::PyObject_GC_IsTracked(ptr) == 0
+            {
+                ffi::PyObject_GC_Track(ptr.cast());
+            }
+        }
+    }
+}
 
 impl steploop::Callback for HandleRef {
     #[inline]
@@ -82,7 +228,9 @@ impl Handle {
         self.refs.get(py)
     }
 
-    /// Creates a plain handle or, with `when`, a timer handle; returns it as a `Handle`.
+    /// Creates a plain handle or, with `when`, a timer handle; returns it as a `Handle`,
+    /// untracked by the garbage collector: the caller puts it in one of the loop's queues
+    /// at once (see [`HandleRef`]).
     pub(crate) fn create(py: Python<'_>, h: NewHandle) -> PyResult<Py<Handle>> {
         let timer = h.when.is_some();
         let base = Handle {
@@ -98,12 +246,22 @@ impl Handle {
             when: h.when,
             scheduled: AtomicBool::new(timer),
         };
-        if timer {
+        let handle = if timer {
             let init = PyClassInitializer::from(base).add_subclass(TimerHandle);
-            Ok(Bound::new(py, init)?.into_super().unbind())
+            Bound::new(py, init)?.into_super().unbind()
         } else {
-            Py::new(py, base)
+            Py::new(py, base)?
+        };
+        // SAFETY: GIL held; `handle` is a live object of a GC type. A new handle goes straight
+        // into one of the loop's queues, which stands in for it with the collector (see
+        // `HandleRef`). `PyType_GenericAlloc` tracks it; one reused from pyo3's freelist
+        // is only re-initialised and comes untracked.
+        unsafe {
+            if ffi::PyObject_GC_IsTracked(handle.as_ptr()) == 1 {
+                ffi::PyObject_GC_UnTrack(handle.as_ptr().cast());
+            }
         }
+        Ok(handle)
     }
 
     /// Runs the callback in its context, as `Handle._run` does: an exception goes to the
@@ -111,21 +269,18 @@ impl Handle {
     pub(crate) fn run(slf: &Bound<'_, Handle>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let (callback, args, context, tb) = {
+        // Owned while the call runs (a callback may cancel its own handle, which clears these).
+        let (callback, args, context) = {
             let r = this.refs(py);
             match (&r.callback, &r.args, &r.context) {
-                (Some(c), Some(a), Some(x)) => (
-                    c.clone_ref(py),
-                    a.clone_ref(py),
-                    x.clone_ref(py),
-                    r.source_traceback.as_ref().map(|t| t.clone_ref(py)),
-                ),
+                (Some(c), Some(a), Some(x)) => {
+                    (c.bind(py).clone(), a.bind(py).clone(), x.bind(py).clone())
+                }
                 // Cancelled (or cleared by the GC) after it was queued: nothing to run.
                 _ => return Ok(()),
             }
         };
-        let (callback, args) = (callback.into_bound(py), args.into_bound(py));
-        let res = run_in_context(py, context.bind(py), &callback, &args);
+        let res = run_in_context(py, &context, &callback, &args);
         let Err(err) = res else { return Ok(()) };
         if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py) {
             return Err(err);
@@ -148,6 +303,11 @@ impl Handle {
         ctx.set_item("message", format!("Exception in callback {cb}"))?;
         ctx.set_item("exception", err.value(py))?;
         ctx.set_item("handle", slf)?;
+        let tb = this
+            .refs(py)
+            .source_traceback
+            .as_ref()
+            .map(|t| t.clone_ref(py));
         if let Some(tb) = tb {
             if tb.bind(py).is_truthy()? {
                 ctx.set_item("source_traceback", tb)?;

@@ -946,18 +946,24 @@ impl LoopCore {
         Self::set_watcher(slf, fd, true, None)
     }
 
+    /// Before a full garbage collection: track the queued handles that something besides
+    /// the loop references (see `HandleRef` in handle.rs).
+    fn _track_shared_handles(&self, py: Python<'_>) {
+        self.core.for_each_pending(|h| h.track_if_shared(py));
+    }
+
     /// The reader handle of `fd`, or None.
     fn _get_reader(&self, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         Ok(fd_of(fd)?
             .and_then(|fd| self.core.watcher(fd, false))
-            .map(|h| h.0))
+            .map(|h| h.0.clone()))
     }
 
     /// The writer handle of `fd`, or None.
     fn _get_writer(&self, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         Ok(fd_of(fd)?
             .and_then(|fd| self.core.watcher(fd, true))
-            .map(|h| h.0))
+            .map(|h| h.0.clone()))
     }
 
     /// Number of callbacks in the ready queue.
@@ -995,7 +1001,7 @@ impl LoopCore {
         let mut res = Ok(());
         self.core.for_each_pending(|h| {
             if res.is_ok() {
-                res = visit.call(&h.0);
+                res = h.visit(&visit);
             }
         });
         res
