@@ -131,6 +131,80 @@ def test_cancelled_sock_recv_leaves_no_reader(
     assert loop.remove_reader(b) is False
 
 
+def test_waiting_sock_recv_gets_what_arrives(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # The receive waits (nothing to read at first), then gets a short read, then the rest;
+    # after each one no reader is left behind.
+    a, b = pair
+
+    async def main() -> list[bytes]:
+        got = []
+        for chunk in (b"abc", b"defgh" * 1000):
+            task = loop.create_task(loop.sock_recv(b, 100_000))
+            await asyncio.sleep(0)
+            assert not task.done()
+            a.send(chunk)
+            got.append(await task)
+            assert loop.remove_reader(b) is False
+        return got
+
+    assert run(loop, main()) == [b"abc", b"defgh" * 1000]
+
+
+def test_waiting_sock_recv_reset_by_peer(loop: asyncio.AbstractEventLoop) -> None:
+    # The error asyncio gives (socket.recv's), raised from the waiting receive.
+    import struct
+
+    async def main() -> str:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        cli = socket.create_connection(srv.getsockname())
+        conn, _ = srv.accept()
+        conn.setblocking(False)
+        task = loop.create_task(loop.sock_recv(conn, 10))
+        await asyncio.sleep(0)
+        # SO_LINGER 0: close() sends a RST.
+        cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        cli.close()
+        try:
+            with pytest.raises(ConnectionResetError) as exc:
+                await task
+            assert loop.remove_reader(conn) is False
+            return str(exc.value)
+        finally:
+            conn.close()
+            srv.close()
+
+    assert run(loop, main()) == "[Errno 104] Connection reset by peer"
+
+
+def test_sock_recv_uses_a_subclass_recv(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # A socket subclass that overrides recv() is read through its recv(), as on asyncio.
+    a, b = pair
+
+    class Upper(socket.socket):
+        def recv(self, n: int, flags: int = 0) -> bytes:
+            return super().recv(n, flags).upper()
+
+    up = Upper(fileno=b.detach())
+    up.setblocking(False)
+
+    async def main() -> bytes:
+        task = loop.create_task(loop.sock_recv(up, 10))
+        await asyncio.sleep(0)
+        a.send(b"quiet")
+        return await task
+
+    try:
+        assert run(loop, main()) == b"QUIET"
+    finally:
+        up.close()
+
+
 def test_concurrent_sock_recv_on_one_socket_is_allowed(
     loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
 ) -> None:

@@ -174,6 +174,34 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
             return
         super()._check_running()  # type: ignore[misc]
 
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
+        """Receive up to ``n`` bytes from the non-blocking socket ``sock``.
+
+        asyncio's checks and first attempt; the wait is native for plain sockets: the reader
+        reads and resolves the future itself, with no Python callback and no done callback
+        (see crates/steploop-py/src/sock.rs). Subclasses of `socket.socket` (which may
+        override ``recv``) take asyncio's path.
+        """
+        if type(sock) is not socket.socket:
+            return await super().sock_recv(sock, n)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)  # type: ignore[attr-defined]
+        handle = self._sock_recv_native(fd, fut, n)
+        try:
+            return await fut  # type: ignore[no-any-return]
+        finally:
+            # Still our reader (not replaced): the wait was cancelled, remove it as
+            # asyncio's _sock_read_done does. After a result the reader removed itself.
+            if not handle.cancelled():
+                self.remove_reader(fd)
+
     def set_blocking_watchdog(self, threshold: float | None) -> None:
         """Watch for callbacks that block the loop.
 

@@ -9,6 +9,7 @@ mod loop_core;
 mod py;
 mod report;
 mod runner;
+mod sock;
 
 use pyo3::prelude::*;
 

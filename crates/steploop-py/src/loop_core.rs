@@ -2,6 +2,7 @@
 //! `asyncio.AbstractEventLoop` — scheduling, timers, the iteration, `run_forever`, fd watchers —
 //! and the forced-iteration API; the Python subclass adds the rest from asyncio's own layers.
 
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::handle::{Handle, HandleRef, NewHandle};
 use crate::py::{copy_context, imports, thread_ident};
 use crate::report::StepReport;
 use crate::runner::PyRunner;
+use crate::sock::SockRecv;
 
 /// The engine state of one Python loop.
 #[pyclass(subclass, frozen, module = "steploop._steploop")]
@@ -389,17 +391,28 @@ impl LoopCore {
                     return no();
                 }
                 let Some(fd) = fd_of(fd)? else { return no() };
-                if !this.core.has_watcher(fd, write) {
-                    return no();
-                }
-                // A closed fd is forgotten all the same; asyncio ignores that error too.
-                let old = this.core.set_watcher(fd, write, None).unwrap_or(None);
-                if let Some(old) = old {
-                    Handle::cancel_handle(old.0.bind(py))?;
-                }
-                Ok(true.into_pyobject(py)?.to_owned().into_any().unbind())
+                let removed = Self::remove_watcher_fd(slf, fd, write)?;
+                Ok(removed.into_pyobject(py)?.to_owned().into_any().unbind())
             }
         }
+    }
+
+    /// Removes (and cancels) the reader or writer of `fd`; whether there was one.
+    pub(crate) fn remove_watcher_fd(
+        slf: &Bound<'_, LoopCore>,
+        fd: RawFd,
+        write: bool,
+    ) -> PyResult<bool> {
+        let this = slf.get();
+        if !this.core.has_watcher(fd, write) {
+            return Ok(false);
+        }
+        // A closed fd is forgotten all the same; asyncio ignores that error too.
+        let old = this.core.set_watcher(fd, write, None).unwrap_or(None);
+        if let Some(old) = old {
+            Handle::cancel_handle(old.0.bind(slf.py()))?;
+        }
+        Ok(true)
     }
 }
 
@@ -944,6 +957,23 @@ impl LoopCore {
 
     fn _remove_writer(slf: &Bound<'_, LoopCore>, fd: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         Self::set_watcher(slf, fd, true, None)
+    }
+
+    /// `sock_recv`'s wait: a reader on `fd` that reads `n` bytes into `fut` natively and
+    /// removes itself (see sock.rs). Returns the reader's handle.
+    fn _sock_recv_native(
+        slf: &Bound<'_, LoopCore>,
+        fd: &Bound<'_, PyAny>,
+        fut: &Bound<'_, PyAny>,
+        n: usize,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let raw = fd_of(fd)?.ok_or_else(too_big_fd)?;
+        let reader = Bound::new(
+            py,
+            SockRecv::new(raw, n, fut.clone().unbind(), slf.clone().unbind()),
+        )?;
+        Self::set_watcher(slf, fd, false, Some((reader.as_any(), &PyTuple::empty(py))))
     }
 
     /// Before a full garbage collection: track the queued handles that something besides
