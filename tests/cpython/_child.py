@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -86,6 +87,25 @@ def install_steploop() -> None:
             raise RuntimeError(f"asyncio.new_event_loop() returned {type(loop)!r}, not steploop's")
     finally:
         loop.close()
+
+
+def restore_sigint() -> None:
+    """Give SIGINT the disposition of an interpreter started from a terminal.
+
+    A non-interactive shell starts every ``cmd &`` job with SIGINT (and SIGQUIT) set to
+    SIG_IGN, and an ignored disposition is inherited over fork and exec: ``run.py ... &`` or
+    ``pytest ... &`` from a script, and everything under it, down to this process. Python then
+    leaves SIGINT ignored instead of installing ``signal.default_int_handler``, and in
+    test_runners ``asyncio.Runner.run()`` does not install its SIGINT handler (it only does
+    when the current one is ``default_int_handler``) while ``_thread.interrupt_main()`` is a
+    no-op for an ignored signal: test_asyncio_run_without_uncancel, test_interrupt_call_soon
+    and test_interrupt_wait then wait forever for an interrupt that never comes, on any loop.
+    This process is in its own session (run.py's ``start_new_session``), so no terminal
+    Ctrl-C can reach it: restoring the handler only undoes what the launching shell did.
+    A blocked SIGINT (the signal mask is inherited too) is unblocked for the same reason
+    (test_events sends itself a real SIGINT)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def loop_factory(loop_name: str) -> bindings.LoopFactory:
@@ -214,6 +234,7 @@ def main() -> int:
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
 
+    restore_sigint()
     faulthandler.enable()
     out = open(args.out, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
 
