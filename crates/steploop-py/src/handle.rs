@@ -42,7 +42,7 @@ impl Drop for Refs {
 }
 
 /// A callback scheduled on the loop (asyncio's `Handle`).
-#[pyclass(subclass, frozen, freelist = 512, module = "steploop")]
+#[pyclass(subclass, frozen, module = "steploop")]
 pub struct Handle {
     /// Callback, args, context. Locked only to copy or clear references; never across a call.
     refs: GilCell<Refs>,
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Handle {
 }
 
 /// A timer (asyncio's `TimerHandle`): a `Handle` with a deadline.
-#[pyclass(extends = Handle, frozen, freelist = 512, module = "steploop")]
+#[pyclass(extends = Handle, frozen, module = "steploop")]
 #[derive(Debug)]
 pub struct TimerHandle;
 
@@ -254,8 +254,8 @@ impl Handle {
         };
         // SAFETY: GIL held; `handle` is a live object of a GC type. A new handle goes straight
         // into one of the loop's queues, which stands in for it with the collector (see
-        // `HandleRef`). `PyType_GenericAlloc` tracks it; one reused from pyo3's freelist
-        // is only re-initialised and comes untracked.
+        // `HandleRef`). `PyType_GenericAlloc` tracks it; one reused from the free list
+        // (see freelist.rs) is only re-initialised and comes untracked.
         unsafe {
             if ffi::PyObject_GC_IsTracked(handle.as_ptr()) == 1 {
                 ffi::PyObject_GC_UnTrack(handle.as_ptr().cast());

@@ -4,6 +4,7 @@
 //! `steploop::Core::run_once`; this crate only says how a Python handle runs.
 
 mod error;
+mod freelist;
 mod handle;
 mod loop_core;
 mod py;
@@ -27,6 +28,7 @@ mod _steploop {
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
         crate::handle::install_traverse(m.py());
+        crate::freelist::install(m.py());
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 }

@@ -140,7 +140,7 @@ unsafe impl<T: Send> Sync for GilCell<T> {}
 
 impl<T> GilCell<T> {
     /// Wraps `value`.
-    pub(crate) fn new(value: T) -> Self {
+    pub(crate) const fn new(value: T) -> Self {
         GilCell(std::cell::UnsafeCell::new(value))
     }
 
