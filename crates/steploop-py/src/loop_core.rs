@@ -239,9 +239,8 @@ impl LoopCore {
         let imp = imports(py)?;
         let me = thread_ident();
         let old_thread = this.thread_id.load(Ordering::Relaxed);
-        let events = imp.events.bind(py);
-        let old_running = events
-            .getattr(intern!(py, "_get_running_loop"))?
+        let old_running = imp
+            .events_fn(py, intern!(py, "_get_running_loop"))?
             .call0()?
             .unbind();
         let nested = this.reentrant.load(Ordering::Relaxed)
@@ -282,8 +281,7 @@ impl LoopCore {
         let hooks = this.asyncgen_hooks(slf)?;
         this.thread_id.store(me, Ordering::Relaxed);
         let res = imp.set_asyncgen_hooks.call1(py, hooks).and_then(|_| {
-            events
-                .getattr(intern!(py, "_set_running_loop"))?
+            imp.events_fn(py, intern!(py, "_set_running_loop"))?
                 .call1((slf,))
                 .map(|_| ())
         });
@@ -313,9 +311,7 @@ impl LoopCore {
             return Ok(());
         }
         let r1 = imp
-            .events
-            .bind(py)
-            .getattr(intern!(py, "_set_running_loop"))
+            .events_fn(py, intern!(py, "_set_running_loop"))
             .and_then(|f| f.call1((e.old_running,)));
         let r2 = if slf
             .getattr(intern!(py, "_coroutine_origin_tracking_enabled"))

@@ -1,9 +1,10 @@
 //! The one place for raw CPython calls and cached imports.
 
+use pyo3::exceptions::PyAttributeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 /// Python objects the loop needs on its paths, imported once.
 pub struct Imports {
@@ -15,9 +16,10 @@ pub struct Imports {
     pub extract_stack: Py<PyAny>,
     /// `asyncio.base_events._format_handle`.
     pub format_handle: Py<PyAny>,
-    /// `asyncio.events`: `_get_running_loop`/`_set_running_loop` are looked up on it at
-    /// each use, as asyncio does (tests swap in the pure-Python versions).
-    pub events: Py<PyAny>,
+    /// `asyncio.events.__dict__`: `_get_running_loop`/`_set_running_loop` are looked up in
+    /// it at each use, as asyncio looks them up on the module (tests swap in the pure-Python
+    /// versions); see [`Imports::events_fn`].
+    pub events: Py<PyDict>,
     /// `sys.get_asyncgen_hooks`.
     pub get_asyncgen_hooks: Py<PyAny>,
     /// `sys.set_asyncgen_hooks`.
@@ -49,6 +51,23 @@ pub struct Imports {
     pub py_create_task: Py<PyAny>,
 }
 
+impl Imports {
+    /// `asyncio.events.<name>` read from the module's dict (a module attribute lookup
+    /// costs several times more, and a loop entry makes three).
+    pub fn events_fn<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match self.events.bind(py).get_item(name)? {
+            Some(f) => Ok(f),
+            None => Err(PyAttributeError::new_err(format!(
+                "module 'asyncio.events' has no attribute '{name}'"
+            ))),
+        }
+    }
+}
+
 static IMPORTS: PyOnceLock<Imports> = PyOnceLock::new();
 
 /// The cached imports (imported on first use).
@@ -62,7 +81,7 @@ pub fn imports(py: Python<'_>) -> PyResult<&'static Imports> {
             format_callback_source: get("asyncio.format_helpers", "_format_callback_source")?,
             extract_stack: get("asyncio.format_helpers", "extract_stack")?,
             format_handle: get("asyncio.base_events", "_format_handle")?,
-            events: py.import("asyncio.events")?.into_any().unbind(),
+            events: py.import("asyncio.events")?.dict().unbind(),
             get_asyncgen_hooks: get("sys", "get_asyncgen_hooks")?,
             set_asyncgen_hooks: get("sys", "set_asyncgen_hooks")?,
             getframe: get("sys", "_getframe")?,
