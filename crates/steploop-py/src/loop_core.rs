@@ -367,20 +367,7 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         match callback {
-            Some((cb, args)) => {
-                // asyncio's order: a closed loop first, then the fd.
-                this.check_closed()?;
-                let fd = fd_of(fd)?.ok_or_else(too_big_fd)?;
-                let handle = Self::new_handle(slf, cb, args, None, None)?;
-                let old = this
-                    .core
-                    .set_watcher(fd, write, Some(HandleRef(handle.clone_ref(py))))
-                    .map_err(EngineError)?;
-                if let Some(old) = old {
-                    Handle::cancel_handle(old.0.bind(py))?;
-                }
-                Ok(handle.into_any())
-            }
+            Some((cb, args)) => Self::add_watcher(slf, fd, write, false, cb, args),
             None => {
                 let no = || Ok(false.into_pyobject(py)?.to_owned().into_any().unbind());
                 if this.closed.load(Ordering::Relaxed) {
@@ -391,6 +378,35 @@ impl LoopCore {
                 Ok(removed.into_pyobject(py)?.to_owned().into_any().unbind())
             }
         }
+    }
+
+    /// Adds the reader or writer of `fd` (one-shot: see `Core::set_reader_oneshot`); the
+    /// watcher it replaces is cancelled, as asyncio does.
+    fn add_watcher(
+        slf: &Bound<'_, LoopCore>,
+        fd: &Bound<'_, PyAny>,
+        write: bool,
+        oneshot: bool,
+        cb: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        // asyncio's order: a closed loop first, then the fd.
+        this.check_closed()?;
+        let fd = fd_of(fd)?.ok_or_else(too_big_fd)?;
+        let handle = Self::new_handle(slf, cb, args, None, None)?;
+        let h = HandleRef(handle.clone_ref(py));
+        let old = if oneshot && !write {
+            this.core.set_reader_oneshot(fd, h)
+        } else {
+            this.core.set_watcher(fd, write, Some(h))
+        }
+        .map_err(EngineError)?;
+        if let Some(old) = old {
+            Handle::cancel_handle(old.0.bind(py))?;
+        }
+        Ok(handle.into_any())
     }
 
     /// Removes (and cancels) the reader or writer of `fd`; whether there was one.
@@ -956,7 +972,8 @@ impl LoopCore {
     }
 
     /// `sock_recv`'s wait: a reader on `fd` that reads `n` bytes into `fut` natively and
-    /// removes itself (see sock.rs). Returns the reader's handle.
+    /// removes itself (see sock.rs), registered one-shot (`Core::set_reader_oneshot`: one
+    /// `epoll_ctl` per wait instead of an add and a remove). Returns the reader's handle.
     fn _sock_recv_native(
         slf: &Bound<'_, LoopCore>,
         fd: &Bound<'_, PyAny>,
@@ -969,7 +986,7 @@ impl LoopCore {
             py,
             SockRecv::new(raw, n, fut.clone().unbind(), slf.clone().unbind()),
         )?;
-        Self::set_watcher(slf, fd, false, Some((reader.as_any(), &PyTuple::empty(py))))
+        Self::add_watcher(slf, fd, false, true, reader.as_any(), &PyTuple::empty(py))
     }
 
     /// Before a full garbage collection: track the queued handles that something besides
