@@ -13,8 +13,10 @@ median throughput, the spread of the samples, the ratio to asyncio and the ratio
 fastest *other* loop among uvloop and rloop (higher is better for both).
 
 A loop that is not installed, or that fails or hangs on a workload, is reported in its row
-(and a pair that failed once is not sampled again); the run goes on. The exit status is 1
-only when a workload fails on asyncio itself, which means the benchmark is broken.
+(and a pair that failed once is not sampled again); the run goes on. So is a workload that
+cannot run on this machine at all (the uvicorn rows without wrk): "skipped", with the reason.
+The exit status is 1 only when a workload fails on asyncio itself, which means the benchmark
+is broken.
 ``--quick`` (one sample, tiny sizes, two processes at a time) checks that every workload
 still runs; its figures mean nothing.
 
@@ -26,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -76,6 +80,29 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Versions of what the uvicorn workloads use (None: missing, so those rows are skipped)."""
+    tools: dict[str, str | None] = {}
+    for dist in ("uvicorn", "httptools"):
+        try:
+            tools[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            tools[dist] = None
+    wrk = shutil.which("wrk")
+    tools["wrk"] = None
+    if wrk:
+        try:
+            out = subprocess.run(
+                [wrk, "--version"], capture_output=True, text=True, timeout=10, check=False
+            )
+            # "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer"
+            words = (out.stdout + out.stderr).split()
+            tools["wrk"] = words[1] if len(words) > 1 else "unknown version"
+        except (OSError, subprocess.SubprocessError):
+            tools["wrk"] = "unknown version"
+    return tools
 
 
 def child_env(quick: bool) -> dict[str, str]:
@@ -156,7 +183,7 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         row["median"] = statistics.median(rates) if rates else None
         row["min"] = min(rates) if rates else None
         row["max"] = max(rates) if rates else None
-        if row["status"] == "not installed":
+        if row["status"] in ("not installed", "skipped"):
             continue
         if row["errors"]:
             ok = len(rates)
@@ -237,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         workloads = [w for w in workloads if pattern.search(w.name)]
     if args.list or not workloads:
         for w in workloads:
-            print(f"{w.name:<22} {w.group:<10} {w.size:>9}  {w.description}")
+            size = f"{w.size} s" if w.external else str(w.size)
+            print(f"{w.name:<22} {w.group:<10} {size:>9}  {w.description}")
         return 0 if workloads else 2
     loops = [name.strip() for name in args.loops.split(",") if name.strip()]
     unknown = [name for name in loops if name not in wl.LOOPS]
@@ -257,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
             else f"NOT AVAILABLE ({status['error']})"
         )
         print(f"# {loop}: {state}", file=sys.stderr)
+    tools = tool_versions()
+    if any(w.external for w in workloads):
+        print("# " + ", ".join(f"{k} {v or 'MISSING'}" for k, v in tools.items()), file=sys.stderr)
 
     rows = [
         {
@@ -284,13 +315,18 @@ def main(argv: list[str] | None = None) -> int:
                 by_key[(w.name, loop)]
                 for loop in runnable[shift:] + runnable[:shift]
                 if not by_key[(w.name, loop)]["errors"]
+                and by_key[(w.name, loop)]["status"] != "skipped"
             ]
             argv_of = [[row["loop"], w.name, str(row["size"])] for row in todo]
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 outcomes = list(pool.map(lambda a: run_child(a, timeout, args.quick), argv_of))
             for row, (code, data, err) in zip(todo, outcomes):
                 loop = row["loop"]
-                if code == 0 and "ops_per_sec" in data:
+                if code == 0 and data.get("skipped"):
+                    row["status"] = "skipped"
+                    row["error"] = data["skipped"]
+                    progress.append(f"{loop} skipped")
+                elif code == 0 and "ops_per_sec" in data:
                     row["samples"].append(data["ops_per_sec"])
                     row["ops"] = data["ops"]
                     row["variant"] = data.get("variant", "")
@@ -331,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "commit": git_commit(),
             "loops": info,
+            "tools": tools,
             "quick": args.quick,
             "samples": samples,
             "only": args.only,
@@ -338,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             "command": " ".join(["python", "benches/run.py", *(argv or sys.argv[1:])]),
         },
         "workloads": [
-            {"name": w.name, "group": w.group, "description": w.description} for w in workloads
+            {"name": w.name, "group": w.group, "description": w.description, "unit": w.unit}
+            for w in workloads
         ],
         "results": rows,
     }
@@ -351,7 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, json_out)
         print(f"results saved to {json_out}", file=sys.stderr)
 
-    broken = [r["workload"] for r in rows if r["loop"] == "asyncio" and r["status"] != "ok"]
+    broken = [
+        r["workload"]
+        for r in rows
+        if r["loop"] == "asyncio" and r["status"] not in ("ok", "skipped")
+    ]
     if broken:
         print(f"benchmark broken: failed on asyncio: {', '.join(broken)}", file=sys.stderr)
         return 1

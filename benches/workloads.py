@@ -11,7 +11,11 @@ interpreter: no warm caches, freelists or leftover threads from another loop. In
 process the workload runs once on a tenth of its size (warm-up), then once timed.
 
 Each workload is a function ``fn(new_loop, n) -> (ops, seconds, variant)`` that takes a loop
-*factory*, so adding a loop means adding one line to ``LOOPS``. ``variant`` names the API the
+*factory*, so adding a loop means adding one line to ``LOOPS`` (and one to ``UVICORN_LOOPS``).
+The uvicorn workloads are *external*: the loop runs in a uvicorn server process that the
+workload starts, so their ``fn`` gets the loop's name instead, ``n`` is the length of the load
+in seconds, and they warm up themselves. A workload that cannot run here (wrk is missing)
+raises ``Skipped``: the row says why, and the run goes on. ``variant`` names the API the
 workload used on that loop when loops differ (the forced-iteration workloads call
 ``run_once(0)`` where a loop has it and the closest equivalent elsewhere).
 
@@ -22,13 +26,19 @@ of workloads without importing any loop.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import importlib
+import importlib.util
 import json
 import os
 import platform
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -38,6 +48,7 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO_CLIENT = os.path.join(HERE, "echo_client.py")
+ASGI_APP = "asgi_app:app"  # benches/asgi_app.py
 
 #: loop name -> (module to import, factory attribute). The factory is ``module.new_event_loop``
 #: except for asyncio itself.
@@ -48,6 +59,15 @@ LOOPS: dict[str, str] = {
     "steploop": "steploop",
 }
 
+#: loop name -> uvicorn's ``--loop``: a name uvicorn knows, or the import string of a factory
+#: (uvicorn calls an import string's target to make the loop, as ``asyncio.run`` would).
+UVICORN_LOOPS: dict[str, str] = {
+    "asyncio": "asyncio",
+    "uvloop": "uvloop",
+    "rloop": "rloop:new_event_loop",
+    "steploop": "steploop:new_event_loop",
+}
+
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 Result = tuple[int, float, str]
 
@@ -56,6 +76,10 @@ perf = time.perf_counter
 
 def noop() -> None:
     pass
+
+
+class Skipped(Exception):
+    """The workload cannot run on this machine (a tool it needs is missing): not a failure."""
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -510,6 +534,141 @@ def _make_echo(mode: str, kib: int, conc: int) -> Callable[[LoopFactory, int], R
     return workload
 
 
+# -------------------------------------------------------------------------------- uvicorn
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _server_log(log: Any) -> str:
+    log.seek(0)
+    return str(log.read().decode(errors="replace"))
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Any, deadline: float) -> None:
+    """Poll until the server accepts a connection (a short retry loop, no fixed sleep)."""
+    end = time.monotonic() + deadline
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"uvicorn exited with {proc.returncode} before listening: "
+                + _last_line(_server_log(log))
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > end:
+                raise RuntimeError(f"uvicorn did not listen within {deadline:.0f} s") from None
+            time.sleep(0.02)
+
+
+def _running_loop(port: int) -> str:
+    """The module.class of the loop the server runs on (benches/asgi_app.py's ``/loop``)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/loop")
+        reply = conn.getresponse()
+        body = reply.read().decode()
+        if reply.status != 200:
+            raise RuntimeError(f"GET /loop answered {reply.status}")
+        return body
+    finally:
+        conn.close()
+
+
+def _wrk(wrk: str, port: int, conns: int, seconds: int) -> tuple[int, float]:
+    """Load the server with wrk (one thread, keep-alive); return (requests, seconds)."""
+    cmd = [wrk, "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s"]
+    cmd.append(f"http://127.0.0.1:{port}/")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    out = proc.stdout
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk exited with {proc.returncode}: {_last_line(proc.stderr + out)}")
+    # Errors of any kind fail the sample: a correct keep-alive server gives none.
+    for pattern in (r"Socket errors:[^\n]*", r"Non-2xx or 3xx responses:[^\n]*"):
+        bad = re.search(pattern, out)
+        if bad:
+            raise RuntimeError(f"wrk: {bad.group(0).strip()}")
+    done = re.search(r"^\s*(\d+) requests in ", out, re.MULTILINE)
+    rate = re.search(r"^Requests/sec:\s*([0-9.]+)", out, re.MULTILINE)
+    if not done or not rate or float(rate.group(1)) <= 0:
+        raise RuntimeError(f"cannot read wrk's output: {out.strip()[-300:]!r}")
+    requests = int(done.group(1))
+    # wrk's own rate (its run time to the microsecond), as requests / seconds
+    return requests, requests / float(rate.group(1))
+
+
+def _uvicorn(loop_name: str, seconds: int, conns: int) -> Result:
+    """uvicorn on the loop ``loop_name`` serving benches/asgi_app.py, loaded by wrk.
+
+    One server process (``--workers 1``), started on a free port and polled until it accepts
+    connections; a ``GET /loop`` checks that it runs on the right loop; then wrk loads it for
+    1 s to warm up (unless ``seconds`` is 1, as with ``--quick``) and ``seconds`` timed; then
+    SIGINT stops it. A server that exits with an error or logs a traceback fails the sample.
+    """
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise Skipped("wrk not found (Debian package: apt-get install wrk)")
+    if importlib.util.find_spec("uvicorn") is None:
+        raise Skipped("uvicorn not installed (pip install -r benches/requirements.txt)")
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "uvicorn", ASGI_APP, "--app-dir", HERE,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--loop", UVICORN_LOOPS[loop_name], "--http", parser, "--lifespan", "off",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            _wait_listening(port, proc, log, 30.0)
+            running = _running_loop(port)
+            expected = "asyncio" if loop_name == "asyncio" else LOOPS[loop_name]
+            if running.split(".")[0] != expected:
+                raise RuntimeError(f"uvicorn runs on {running}, not on {loop_name}")
+            if seconds > 1:
+                _wrk(wrk, port, conns, 1)  # warm-up
+            ops, dt = _wrk(wrk, port, conns, seconds)
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {proc.returncode} during the load")
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError("uvicorn did not stop within 15 s of SIGINT") from None
+            text = _server_log(log)
+            if proc.returncode != 0 or "Traceback" in text:
+                raise RuntimeError(f"uvicorn exited with {proc.returncode}: {_last_line(text)}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return ops, dt, f"--loop {UVICORN_LOOPS[loop_name]} --http {parser}"
+
+
+def _make_uvicorn(conns: int) -> Callable[[str, int], Result]:
+    def workload(loop_name: str, seconds: int) -> Result:
+        return _uvicorn(loop_name, seconds, conns)
+
+    workload.__doc__ = (
+        "uvicorn (1 worker; httptools, or h11 where it is missing) serving a minimal ASGI app "
+        f"on the loop, loaded by wrk -t1 -c{conns} (keep-alive); ops = requests answered."
+    )
+    return workload
+
+
 def _run(new_loop: LoopFactory, coro: Any) -> Any:
     loop = new_loop()
     try:
@@ -525,9 +684,17 @@ def _run(new_loop: LoopFactory, coro: Any) -> Any:
 class Workload:
     name: str
     group: str
-    fn: Callable[[LoopFactory, int], Result]
-    size: int  # ops per sample in a full run
-    quick: int  # ops per sample with --quick
+    #: ``fn(new_loop, size)``; for an external workload ``fn(loop_name, seconds)``
+    fn: Callable[[Any, int], Result]
+    size: int  # ops per sample in a full run (seconds of load if external)
+    quick: int  # the same with --quick
+    #: the loop runs in a server process the workload starts (see the module's docstring)
+    external: bool = False
+
+    @property
+    def unit(self) -> str:
+        """What ``size`` counts: operations, or seconds of load."""
+        return "s" if self.external else "ops"
 
     @property
     def description(self) -> str:
@@ -561,6 +728,8 @@ def _workloads() -> list[Workload]:
                         f"echo_{mode}_{kib}k_c{conc}", "io", _make_echo(mode, kib, conc), full, 40
                     )
                 )
+    for conns in (10, 100):
+        w.append(Workload(f"uvicorn_hello_c{conns}", "io", _make_uvicorn(conns), 5, 1, True))
     return w
 
 
@@ -590,7 +759,7 @@ def _emit(obj: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--list"]:
-        _emit({"workloads": [asdict(w) | {"fn": None} for w in WORKLOADS.values()]})
+        _emit({"workloads": [asdict(w) | {"fn": None, "unit": w.unit} for w in WORKLOADS.values()]})
         return 0
     if argv[:1] == ["--probe"] and len(argv) == 2:
         try:
@@ -609,8 +778,15 @@ def main(argv: list[str]) -> int:
     try:
         factory, _ = loop_factory(name)
         workload = WORKLOADS[workload_name]
-        workload.fn(factory, max(1, size // 10))  # warm-up
-        ops, seconds, variant = workload.fn(factory, size)
+        if workload.external:
+            ops, seconds, variant = workload.fn(name, size)  # warms up itself
+        else:
+            workload.fn(factory, max(1, size // 10))  # warm-up
+            ops, seconds, variant = workload.fn(factory, size)
+    except Skipped as exc:
+        result["skipped"] = str(exc)
+        _emit(result)
+        return 0
     except Exception as exc:  # noqa: BLE001 - reported per loop, never a crash of the run
         traceback.print_exc()
         result["error"] = f"{type(exc).__name__}: {exc}"

@@ -29,6 +29,14 @@ else
     echo "warning: no Xvfb or no tkinter in .venv: the Tk tests will be skipped" >&2
 fi
 
+step "wrk for the uvicorn benchmark rows (benches/workloads.py)"
+# Installed only if missing. Without it the quick benchmark run reports those rows as skipped.
+if ! command -v wrk >/dev/null && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
+        >/dev/null; } || true
+fi
+command -v wrk >/dev/null || echo "warning: no wrk: the uvicorn benchmark rows will be skipped" >&2
+
 step "build (release) and install into .venv"
 .venv/bin/maturin develop --release -q
 

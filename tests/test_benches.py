@@ -3,14 +3,17 @@ on every loop, no timings and no memory bounds.
 
 The benches report a loop that is missing or fails on a workload in its row instead of
 crashing, so this checks the shape of the report and that asyncio, the reference, ran every
-workload (the memory benchmark has two workloads, which every loop must run). It asserts
-nothing about speed or memory (STYLE.md: never a timed test).
+workload (the memory benchmark has two workloads, which every loop must run). The uvicorn
+rows may be "skipped" only where wrk or uvicorn is really missing (scripts/test.sh installs
+both). It asserts nothing about speed or memory (STYLE.md: never a timed test).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +53,12 @@ def test_quick_run_reports_every_workload_on_every_loop(tmp_path: Path) -> None:
     assert len(rows) == len(data["results"]), "duplicate rows"
     assert set(rows) == {(w, lp) for w in names for lp in LOOPS}
 
+    can_load_uvicorn = bool(shutil.which("wrk")) and bool(importlib.util.find_spec("uvicorn"))
     for (workload, loop), row in rows.items():
+        if row["status"] == "skipped":
+            assert workload.startswith("uvicorn_") and row["error"], (workload, loop)
+            assert not can_load_uvicorn, (workload, loop, row["error"])
+            continue
         if row["status"] == "ok":
             assert row["median"] > 0 and row["samples"], (workload, loop)
         else:
@@ -63,6 +71,16 @@ def test_quick_run_reports_every_workload_on_every_loop(tmp_path: Path) -> None:
         assert info["available"] == bool(info["version"]), loop
     assert data["meta"]["quick"] is True
     assert "samples" in data["meta"] and data["meta"]["cpu"]
+    tools = data["meta"]["tools"]
+    assert bool(tools["wrk"]) == bool(shutil.which("wrk")), tools
+    if can_load_uvicorn:
+        # the uvicorn rows that ran name the server's --loop and --http (asyncio's always ran)
+        variants = {
+            row["variant"]
+            for (workload, _), row in rows.items()
+            if workload.startswith("uvicorn_") and row["status"] == "ok"
+        }
+        assert variants and all(v.startswith("--loop ") for v in variants), variants
 
 
 def test_render_writes_markdown_and_chart(tmp_path: Path) -> None:
