@@ -180,6 +180,48 @@ def test_waiting_sock_recv_reset_by_peer(loop: asyncio.AbstractEventLoop) -> Non
     assert run(loop, main()) == "[Errno 104] Connection reset by peer"
 
 
+def test_sock_recv_data_already_there(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    a.send(b"ready")
+    assert run(loop, loop.sock_recv(b, 3)) == b"rea"
+    assert run(loop, loop.sock_recv(b, 0)) == b""
+    assert run(loop, loop.sock_recv(b, 100)) == b"dy"
+    assert loop.remove_reader(b) is False
+
+
+@pytest.mark.parametrize(
+    "n, exc, message",
+    [
+        (-1, ValueError, "negative buffersize in recv"),
+        ("10", TypeError, "'str' object cannot be interpreted as an integer"),
+    ],
+)
+def test_sock_recv_bad_size(
+    loop: asyncio.AbstractEventLoop,
+    pair: tuple[socket.socket, socket.socket],
+    n: Any,
+    exc: type[Exception],
+    message: str,
+) -> None:
+    # socket.recv's own errors, as asyncio gives them.
+    _, b = pair
+    with pytest.raises(exc) as info:
+        run(loop, loop.sock_recv(b, n))
+    assert str(info.value) == message
+
+
+def test_sock_recv_closed_socket(loop: asyncio.AbstractEventLoop) -> None:
+    a, b = socket.socketpair()
+    a.close()
+    b.setblocking(False)
+    b.close()
+    with pytest.raises(OSError) as info:
+        run(loop, loop.sock_recv(b, 10))
+    assert str(info.value) == "[Errno 9] Bad file descriptor"
+
+
 def test_sock_recv_uses_a_subclass_recv(
     loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
 ) -> None:

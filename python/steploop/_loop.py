@@ -177,21 +177,20 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         """Receive up to ``n`` bytes from the non-blocking socket ``sock``.
 
-        asyncio's checks and first attempt; the wait is native for plain sockets: the reader
-        reads and resolves the future itself, with no Python callback and no done callback
-        (see crates/steploop-py/src/sock.rs). Subclasses of `socket.socket` (which may
-        override ``recv``) take asyncio's path.
+        For a plain non-blocking `socket.socket`, the first attempt and the wait are native:
+        no ``BlockingIOError`` is raised and caught, and the reader reads and resolves the
+        future itself, with no Python callback and no done callback (see
+        crates/steploop-py/src/sock.rs). Anything else (a subclass, which may override
+        ``recv``; a socket with a timeout; a non-int size) takes asyncio's path.
         """
-        if type(sock) is not socket.socket:
+        if type(sock) is not socket.socket or type(n) is not int or sock.gettimeout() != 0:
+            # asyncio's path: its checks and messages (debug mode refuses a blocking socket).
             return await super().sock_recv(sock, n)
-        if self._debug and sock.gettimeout() != 0:
-            raise ValueError("the socket must be non-blocking")
-        try:
-            return sock.recv(n)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut = self.create_future()
         fd = sock.fileno()
+        data = self._sock_recv_try(fd, n)
+        if data is not None:
+            return data
+        fut = self.create_future()
         self._ensure_fd_no_transport(fd)  # type: ignore[attr-defined]
         handle = self._sock_recv_native(fd, fut, n)
         try:

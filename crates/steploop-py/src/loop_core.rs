@@ -971,6 +971,15 @@ impl LoopCore {
         Self::set_watcher(slf, fd, true, None)
     }
 
+    /// `sock_recv`'s first attempt: `socket.recv(n)` on a non-blocking socket, without the
+    /// `BlockingIOError` (raising and catching it in Python costs more than the syscall):
+    /// the data, or None if the socket has nothing yet.
+    fn _sock_recv_try(&self, py: Python<'_>, fd: RawFd, n: isize) -> PyResult<Option<Py<PyAny>>> {
+        let n =
+            usize::try_from(n).map_err(|_| PyValueError::new_err("negative buffersize in recv"))?;
+        crate::sock::recv_bytes(py, fd, n)
+    }
+
     /// `sock_recv`'s wait: a reader on `fd` that reads `n` bytes into `fut` natively and
     /// removes itself (see sock.rs), registered one-shot (`Core::set_reader_oneshot`: one
     /// `epoll_ctl` per wait instead of an add and a remove). Returns the reader's handle.

@@ -49,7 +49,7 @@ impl SockRecv {
 
 /// `recv(fd, n)` into a new bytes object, as `socket.recv` does; `None` when the socket has
 /// nothing yet (`EAGAIN`, or `EINTR`: asyncio tries again at the next readiness).
-fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> PyResult<Option<Py<PyAny>>> {
+pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> PyResult<Option<Py<PyAny>>> {
     let len = ffi::Py_ssize_t::try_from(n)
         .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("buffer size too large"))?;
     if len == 0 {
