@@ -4,6 +4,7 @@
 //! `steploop::Core::run_once`; this crate only says how a Python handle runs.
 
 mod error;
+mod fastcall;
 mod freelist;
 mod handle;
 mod loop_core;
@@ -29,6 +30,7 @@ mod _steploop {
         use pyo3::types::PyModuleMethods;
         crate::handle::install_traverse(m.py());
         crate::freelist::install(m.py());
+        crate::fastcall::install(m.py())?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 }

@@ -522,7 +522,7 @@ impl LoopCore {
     /// This operates as a FIFO queue: callbacks are called in the order in which they are
     /// registered. Each callback will be called exactly once.
     #[pyo3(signature = (callback, *args, context=None))]
-    fn call_soon(
+    pub(crate) fn call_soon(
         slf: &Bound<'_, LoopCore>,
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
@@ -552,7 +552,7 @@ impl LoopCore {
 
     /// Like call_soon(), but thread-safe.
     #[pyo3(signature = (callback, *args, context=None))]
-    fn call_soon_threadsafe(
+    pub(crate) fn call_soon_threadsafe(
         slf: &Bound<'_, LoopCore>,
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,

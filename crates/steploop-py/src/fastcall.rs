@@ -1,0 +1,186 @@
+//! `call_soon` and `call_soon_threadsafe` as raw `METH_FASTCALL | METH_KEYWORDS` methods.
+//!
+//! They are the loop's most called methods: every task step comes through
+//! `loop.call_soon(step, context=ctx)` from CPython's C `Task`. pyo3's generic argument
+//! extraction (`*args` collected, keywords matched by name) cost about as much as the rest
+//! of the call; this parser knows the one signature, `(callback, *args, context=None)`,
+//! compares the keyword with the interned `"context"` by pointer first, and hands over to
+//! the same `LoopCore` methods. Installed over pyo3's descriptors by [`install`] at module
+//! init, before any subclass exists; the behaviour and the error messages are pyo3's (see
+//! tests/test_bad_input.py).
+
+use std::ffi::{c_char, CStr};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::panic::PanicException;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+use pyo3::{ffi, intern};
+
+use crate::loop_core::LoopCore;
+
+/// The two methods, with their text signatures and docs (what `inspect.signature` and
+/// `help()` read).
+const CALL_SOON_DOC: &CStr = c"call_soon($self, callback, *args, context=None)\n--\n\n\
+Arrange for a callback to be called as soon as possible.\n\n\
+This operates as a FIFO queue: callbacks are called in the order in which they are\n\
+registered. Each callback will be called exactly once.";
+const CALL_SOON_THREADSAFE_DOC: &CStr =
+    c"call_soon_threadsafe($self, callback, *args, context=None)\n--\n\n\
+Like call_soon(), but thread-safe.";
+
+/// Which `LoopCore` method a raw entry point forwards to.
+#[derive(Clone, Copy, Debug)]
+enum Method {
+    CallSoon,
+    CallSoonThreadsafe,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::CallSoon => "call_soon",
+            Method::CallSoonThreadsafe => "call_soon_threadsafe",
+        }
+    }
+}
+
+/// Parses `(callback, *args, context=None)` from a vectorcall and runs `method`.
+///
+/// # Safety
+/// Called by the interpreter (GIL held) with `slf` an instance of `LoopCore` or of a
+/// subclass, `args` pointing to `nargs` positional and `len(kwnames)` keyword values, and
+/// `kwnames` NULL or a tuple of strings.
+unsafe fn dispatch(
+    method: Method,
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: see the function's contract; every pointer read below is within the
+    // vectorcall's argument array or is a borrowed reference the caller keeps alive.
+    let result = std::panic::catch_unwind(|| unsafe {
+        let py = Python::assume_attached();
+        let nargs = ffi::PyVectorcall_NARGS(nargsf as usize);
+        let positional = std::slice::from_raw_parts(args, nargs as usize);
+        let mut context: Option<Bound<'_, PyAny>> = None;
+        if !kwnames.is_null() {
+            let names = Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>();
+            let wanted = intern!(py, "context");
+            for (i, name) in names.iter().enumerate() {
+                let same = name.is(wanted)
+                    || name
+                        .cast::<PyString>()
+                        .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "context"));
+                if !same {
+                    return Err(PyTypeError::new_err(format!(
+                        "LoopCore.{}() got an unexpected keyword argument '{}'",
+                        method.name(),
+                        name
+                    )));
+                }
+                let value = *args.add(nargs as usize + i);
+                context = Some(Bound::from_borrowed_ptr(py, value));
+            }
+        }
+        let Some((&callback, rest)) = positional.split_first() else {
+            return Err(PyTypeError::new_err(format!(
+                "LoopCore.{}() missing 1 required positional argument: 'callback'",
+                method.name()
+            )));
+        };
+        let callback = Bound::from_borrowed_ptr(py, callback);
+        let rest = PyTuple::new(py, rest.iter().map(|&p| Bound::from_borrowed_ptr(py, p)))?;
+        let slf = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>();
+        let handle = match method {
+            Method::CallSoon => LoopCore::call_soon(&slf, &callback, &rest, context),
+            Method::CallSoonThreadsafe => {
+                LoopCore::call_soon_threadsafe(&slf, &callback, &rest, context)
+            }
+        }?;
+        Ok(handle.into_ptr())
+    });
+    // SAFETY: GIL held (see above); restoring an error makes NULL a valid return value.
+    unsafe {
+        let py = Python::assume_attached();
+        match result {
+            Ok(Ok(ptr)) => ptr,
+            Ok(Err(err)) => {
+                err.restore(py);
+                std::ptr::null_mut()
+            }
+            Err(_) => {
+                PanicException::new_err(format!("panic in {}", method.name())).restore(py);
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn call_soon(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: forwarded from the interpreter's vectorcall (see `dispatch`).
+    unsafe { dispatch(Method::CallSoon, slf, args, nargs, kwnames) }
+}
+
+unsafe extern "C" fn call_soon_threadsafe(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: forwarded from the interpreter's vectorcall (see `dispatch`).
+    unsafe { dispatch(Method::CallSoonThreadsafe, slf, args, nargs, kwnames) }
+}
+
+/// A `PyMethodDef` the interpreter may keep a pointer to for the process's life.
+fn method_def(
+    name: &'static CStr,
+    f: ffi::PyCFunctionFastWithKeywords,
+    doc: &'static CStr,
+) -> *mut ffi::PyMethodDef {
+    Box::into_raw(Box::new(ffi::PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunctionFastWithKeywords: f,
+        },
+        ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+        ml_doc: doc.as_ptr() as *const c_char,
+    }))
+}
+
+/// Replaces pyo3's `call_soon` and `call_soon_threadsafe` descriptors on `LoopCore`.
+pub(crate) fn install(py: Python<'_>) -> PyResult<()> {
+    let ty = py.get_type::<LoopCore>();
+    let defs = [
+        (
+            c"call_soon",
+            call_soon as ffi::PyCFunctionFastWithKeywords,
+            CALL_SOON_DOC,
+        ),
+        (
+            c"call_soon_threadsafe",
+            call_soon_threadsafe as ffi::PyCFunctionFastWithKeywords,
+            CALL_SOON_THREADSAFE_DOC,
+        ),
+    ];
+    for (name, f, doc) in defs {
+        let def = method_def(name, f, doc);
+        // SAFETY: GIL held; `def` lives for the process (leaked on purpose: the descriptor
+        // points to it); the type is fully initialised and has no subclass yet (module
+        // init), so writing its dict and invalidating its attribute cache is all it takes.
+        unsafe {
+            let descr =
+                Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(ty.as_type_ptr(), def))?;
+            let dict = Bound::from_borrowed_ptr(py, (*ty.as_type_ptr()).tp_dict);
+            dict.set_item(PyString::new(py, name.to_str().unwrap_or_default()), descr)?;
+            ffi::PyType_Modified(ty.as_type_ptr());
+        }
+    }
+    Ok(())
+}
