@@ -47,6 +47,9 @@ python benches/run.py --only 'sleep0|run_once' --loops asyncio,steploop --sample
 python benches/render.py                  # this page and benchmarks.png
 python benches/run.py --quick             # smoke test: 1 sample, tiny sizes (tests use it)
 python benches/memory.py                  # peak RSS: 10^6 timers, 10^4 connections (Memory)
+python benches/profile.py                 # callgrind and strace figures (Profile)
+cargo bench -p steploop --bench engine    # Rust tier: the engine vs tokio (criterion),
+                                          # figures in crates/steploop/README.md
 ```
 
 ## Method
