@@ -18,6 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# scripts/test.sh sets this for its second pass (PYTHONASYNCIODEBUG=1): the benches ran in
+# the first one, and their subprocesses do not depend on the test process's debug mode.
+pytestmark = pytest.mark.skipif(
+    os.environ.get("STEPLOOP_SKIP_BENCHES") == "1", reason="STEPLOOP_SKIP_BENCHES=1"
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ROOT / "benches"
 LOOPS = ["asyncio", "uvloop", "rloop", "steploop"]
