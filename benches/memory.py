@@ -44,9 +44,7 @@ import json
 import os
 import platform
 import resource
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
@@ -55,7 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import workloads as wl
-from run import child_env, cpu_model, fmt_ratio, git_commit, probe
+from run import cpu_model, fmt_ratio, git_commit, probe, run_child
 
 DEFAULT_OUT = os.path.join(HERE, "results", "memory.json")
 MIB = 1024 * 1024
@@ -238,35 +236,6 @@ def child_main(loop_name: str, workload: str, size: int) -> int:
 # ------------------------------------------------------------------------ in the parent
 
 
-def run_child(
-    args: list[str], timeout: float, quick: bool
-) -> tuple[int | None, dict[str, Any], str]:
-    """Run ``memory.py --child ARGS`` in its own session; return (status, json, stderr)."""
-    proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--child", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(quick),
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        out, err = proc.communicate()
-        return None, {}, err
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    try:
-        data = json.loads(lines[-1]) if lines else {}
-    except ValueError:
-        data = {}
-    return proc.returncode, data, err
-
-
 def to_mib(n: int | None) -> float | None:
     return None if n is None else n / MIB
 
@@ -394,7 +363,12 @@ def main(argv: list[str] | None = None) -> int:
                 row = by_key[(name, loop)]
                 if row["errors"]:
                     continue  # failed once: it would again
-                code, data, err = run_child([loop, name, str(sizes[name])], timeout, args.quick)
+                code, data, err = run_child(
+                    ["--child", loop, name, str(sizes[name])],
+                    timeout,
+                    args.quick,
+                    script=os.path.abspath(__file__),
+                )
                 if code == 0 and "peak" in data:
                     sample_mib = {
                         "baseline_mib": data["baseline"] / MIB,

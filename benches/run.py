@@ -114,15 +114,16 @@ def child_env(quick: bool) -> dict[str, str]:
 
 
 def run_child(
-    args: list[str], timeout: float, quick: bool = False
+    args: list[str], timeout: float, quick: bool = False, script: str = WORKLOADS_PY
 ) -> tuple[int | None, dict[str, Any], str]:
-    """Run workloads.py with ``args`` in its own session; return (status, json, stderr).
+    """Run ``script`` (workloads.py) with ``args`` in its own session; return (status, the
+    last JSON line of its output, stderr).
 
     The status is None on timeout, after the whole process group (the workload and its echo
     client processes) has been killed.
     """
     proc = subprocess.Popen(
-        [sys.executable, WORKLOADS_PY, *args],
+        [sys.executable, script, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
