@@ -3,49 +3,18 @@
 //! a parked fd is closed behind the engine's back and its number is reused.
 #![cfg(not(miri))] // real sockets
 
-use std::cell::Cell;
-use std::io::{self, Read, Write};
+mod util;
+
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::rc::Rc;
 use std::time::Duration;
 
-use steploop::{Callback, Clock, Core, Runner, TieBreak};
-
-#[derive(Clone)]
-struct Named(&'static str, Rc<Cell<bool>>);
-
-impl Named {
-    fn new(name: &'static str) -> Self {
-        Named(name, Rc::new(Cell::new(false)))
-    }
-}
-
-impl Callback for Named {
-    fn is_cancelled(&self) -> bool {
-        self.1.get()
-    }
-}
-
-#[derive(Default)]
-struct Record(Vec<&'static str>);
-
-impl Runner<Named> for Record {
-    type Error = io::Error;
-    fn run(&mut self, cb: &Named) -> io::Result<()> {
-        self.0.push(cb.0);
-        Ok(())
-    }
-    fn poll_failed(&mut self, e: io::Error) -> io::Result<()> {
-        Err(e)
-    }
-}
+use steploop::{Core, TieBreak};
+use util::{core_with, Named, Record};
 
 fn core() -> Core<Named> {
-    match Core::new(Clock::monotonic(), TieBreak::Fifo) {
-        Ok(c) => c,
-        Err(e) => panic!("Core::new failed: {e}"),
-    }
+    core_with(TieBreak::Fifo)
 }
 
 fn pair() -> (UnixStream, UnixStream) {

@@ -5,51 +5,16 @@ mod util;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use steploop::{Callback, Clock, Core, Error, Runner, TieBreak};
-use util::{new_loop, step, Log};
-
-/// A `Core` callback: a name and a shared cancel flag.
-#[derive(Clone)]
-struct Named(&'static str, Rc<Cell<bool>>);
-
-impl Named {
-    fn new(name: &'static str) -> Self {
-        Named(name, Rc::new(Cell::new(false)))
-    }
-}
-
-impl Callback for Named {
-    fn is_cancelled(&self) -> bool {
-        self.1.get()
-    }
-}
-
-/// Records the names of the callbacks it runs.
-#[derive(Default)]
-struct Record(Vec<&'static str>);
-
-impl Runner<Named> for Record {
-    type Error = io::Error;
-    fn run(&mut self, cb: &Named) -> io::Result<()> {
-        self.0.push(cb.0);
-        Ok(())
-    }
-    fn poll_failed(&mut self, e: io::Error) -> io::Result<()> {
-        Err(e)
-    }
-}
+use steploop::{Clock, Core, Error, TieBreak};
+use util::{core_with, new_loop, step, Log, Named, Record};
 
 fn core() -> Core<Named> {
-    match Core::new(Clock::monotonic(), TieBreak::Asyncio) {
-        Ok(c) => c,
-        Err(e) => panic!("Core::new failed: {e}"),
-    }
+    core_with(TieBreak::Asyncio)
 }
 
 /// A NaN deadline (Python's `loop.call_at(float('nan'), f)`) once reached

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use steploop::{EventLoop, Step};
+use steploop::{Callback, Clock, Core, EventLoop, Runner, Step, TieBreak};
 
 /// A new loop; fails the test with the OS error if it cannot be created.
 #[track_caller]
@@ -143,4 +143,45 @@ pub fn socketpair() -> (
     a.set_nonblocking(true).expect("nonblocking");
     b.set_nonblocking(true).expect("nonblocking");
     (a, b)
+}
+
+/// A `Core` callback (tests of the engine's core without `EventLoop`): a name and a shared
+/// cancel flag.
+#[derive(Clone)]
+pub struct Named(pub &'static str, pub Rc<Cell<bool>>);
+
+impl Named {
+    pub fn new(name: &'static str) -> Self {
+        Named(name, Rc::new(Cell::new(false)))
+    }
+}
+
+impl Callback for Named {
+    fn is_cancelled(&self) -> bool {
+        self.1.get()
+    }
+}
+
+/// A `Core` runner that records the names of the callbacks it runs.
+#[derive(Default)]
+pub struct Record(pub Vec<&'static str>);
+
+impl Runner<Named> for Record {
+    type Error = std::io::Error;
+    fn run(&mut self, cb: &Named) -> std::io::Result<()> {
+        self.0.push(cb.0);
+        Ok(())
+    }
+    fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+        Err(e)
+    }
+}
+
+/// A `Core` with the given tie-break; fails the test if it cannot be created.
+#[track_caller]
+pub fn core_with(tie: TieBreak) -> Core<Named> {
+    match Core::new(Clock::monotonic(), tie) {
+        Ok(c) => c,
+        Err(e) => panic!("Core::new failed: {e}"),
+    }
 }
