@@ -8,6 +8,11 @@
 //! the same `LoopCore` methods. Installed over pyo3's descriptors by [`install`] at module
 //! init, before any subclass exists; the behaviour and the error messages are pyo3's (see
 //! tests/test_bad_input.py).
+//!
+//! Called without a pyo3 trampoline, the thread does not count as "attached" for pyo3 here
+//! (the GIL is held all the same): a `Py` dropped on these paths is released at pyo3's next
+//! entry instead of at once, and `Py::clone` would panic (caught below and raised as a
+//! `PanicException`), so these paths use `clone_ref`/`Bound` only.
 
 use std::ffi::{c_char, CStr};
 
