@@ -70,7 +70,7 @@ impl std::fmt::Debug for Handle {
 pub struct TimerHandle;
 
 /// `tp_traverse` for `Handle` and `TimerHandle`, installed over pyo3's by
-/// [`install_traverse`].
+/// [`install_slots`].
 ///
 /// pyo3's generic slot walks the type's bases on every call to find the next traverse
 /// function; with many pending timers the collector calls this millions of times, and that
@@ -115,13 +115,50 @@ unsafe extern "C" fn traverse_handle(
     }
 }
 
-/// Replaces pyo3's `tp_traverse` of `Handle` and `TimerHandle` by [`traverse_handle`].
-pub(crate) fn install_traverse(py: Python<'_>) {
+/// `tp_dealloc` for `Handle` and `TimerHandle`, installed over pyo3's by [`install_slots`].
+///
+/// pyo3's generic slot wraps the drop in its trampoline (thread-local bookkeeping, a panic
+/// guard) and releases the `Py` fields through its deferred-or-not logic; a handle is freed
+/// once per callback, so that was a tenth of a `call_soon` chain's cost. The payload is known
+/// here: the handle's references (released directly, the GIL is held), nothing else to drop.
+unsafe extern "C" fn dealloc_handle(obj: *mut ffi::PyObject) {
+    // SAFETY: the interpreter calls tp_dealloc with the GIL held, once, on an instance whose
+    // reference count reached zero, of `Handle` or `TimerHandle` (no Python subclass can be
+    // instantiated: the types have no constructor). Both are pyo3 objects whose only payload
+    // needing a drop is the `Handle` value (`TimerHandle` is a unit struct; frozen classes
+    // have no borrow flag, these have no `__dict__` or weakref slot), which is read out once
+    // and dropped. Then the memory goes back through the type's tp_free (the free list, or
+    // `PyObject_GC_Del`), and the reference every instance holds on its heap type is released.
+    unsafe {
+        ffi::PyObject_GC_UnTrack(obj.cast());
+        let py = Python::assume_attached();
+        let this: *const Handle = pyo3::Borrowed::from_ptr(py, obj)
+            .cast_unchecked::<Handle>()
+            .get();
+        let Handle { refs, lp, .. } = std::ptr::read(this);
+        drop(refs); // `Refs::drop` releases its references directly
+        ffi::Py_DECREF(lp.into_ptr());
+        let ty = ffi::Py_TYPE(obj);
+        match (*ty).tp_free {
+            Some(free) => free(obj.cast()),
+            None => ffi::PyObject_GC_Del(obj.cast()),
+        }
+        ffi::Py_DECREF(ty.cast());
+    }
+}
+
+/// Replaces pyo3's `tp_traverse` and `tp_dealloc` of `Handle` and `TimerHandle` by
+/// [`traverse_handle`] and [`dealloc_handle`].
+pub(crate) fn install_slots(py: Python<'_>) {
     for ty in [py.get_type::<Handle>(), py.get_type::<TimerHandle>()] {
         // SAFETY: GIL held; the types were just created by pyo3 and no instance exists yet
         // (this runs in the module's init). `traverse_handle` visits exactly what pyo3's
-        // slot visits for these types (`__traverse__` below plus the type object).
-        unsafe { (*ty.as_type_ptr()).tp_traverse = Some(traverse_handle) };
+        // slot visits for these types (`__traverse__` below plus the type object), and
+        // `dealloc_handle` frees what pyo3's slot frees.
+        unsafe {
+            (*ty.as_type_ptr()).tp_traverse = Some(traverse_handle);
+            (*ty.as_type_ptr()).tp_dealloc = Some(dealloc_handle);
+        }
     }
 }
 

@@ -28,7 +28,7 @@ mod _steploop {
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
-        crate::handle::install_traverse(m.py());
+        crate::handle::install_slots(m.py());
         crate::freelist::install(m.py());
         crate::fastcall::install(m.py())?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))
