@@ -334,6 +334,16 @@ impl LoopCore {
 
     /// One iteration with the GIL released around the poll.
     fn step(slf: &Bound<'_, LoopCore>, max_wait: Option<Duration>) -> PyResult<steploop::Step> {
+        Self::step_with(slf, max_wait, false)
+    }
+
+    /// One iteration; `continuing` for the iterations of `run_forever` after its first, which
+    /// start at the time the previous one ended (`Core::run_once_continuing`).
+    fn step_with(
+        slf: &Bound<'_, LoopCore>,
+        max_wait: Option<Duration>,
+        continuing: bool,
+    ) -> PyResult<steploop::Step> {
         let this = slf.get();
         let any = slf.as_any();
         let mut runner = PyRunner {
@@ -343,7 +353,11 @@ impl LoopCore {
             debug: this.debug(),
             watchdog: this.watchdog_threshold(),
         };
-        this.core.run_once(max_wait, &mut runner)
+        if continuing {
+            this.core.run_once_continuing(max_wait, &mut runner)
+        } else {
+            this.core.run_once(max_wait, &mut runner)
+        }
     }
 
     fn parse_timeout(timeout: Option<f64>) -> PyResult<Option<Duration>> {
@@ -721,13 +735,15 @@ impl LoopCore {
     fn run_forever(slf: &Bound<'_, LoopCore>) -> PyResult<()> {
         let entered = Self::enter(slf)?;
         let this = slf.get();
+        let mut continuing = false;
         let res = loop {
-            if let Err(e) = Self::step(slf, None) {
+            if let Err(e) = Self::step_with(slf, None, continuing) {
                 break Err(e);
             }
             if this.core.is_stopping() {
                 break Ok(());
             }
+            continuing = true;
         };
         // As asyncio's `finally: self._stopping = False` (a nested run consumes the stop
         // that ended it, so the outer run goes on).
