@@ -94,19 +94,8 @@ unsafe extern "C" fn traverse_handle(
         if ret != 0 {
             return ret;
         }
-        let ret = visit(this.lp.as_ptr(), arg);
-        if ret != 0 {
-            return ret;
-        }
-        let r = this.refs.get_unchecked();
-        let objs = [
-            r.callback.as_ref().map(|o| o.as_ptr()),
-            r.args.as_ref().map(|o| o.as_ptr()),
-            r.context.as_ref().map(|o| o.as_ptr()),
-            r.source_traceback.as_ref().map(|o| o.as_ptr()),
-        ];
-        for ptr in objs.into_iter().flatten() {
-            let ret = visit(ptr, arg);
+        for obj in this.referents().into_iter().flatten() {
+            let ret = visit(obj.as_ptr(), arg);
             if ret != 0 {
                 return ret;
             }
@@ -194,14 +183,11 @@ impl HandleRef {
         if !owned {
             return visit.call(&self.0);
         }
-        let this = self.0.get();
-        visit.call(&this.lp)?;
-        // SAFETY: the collector runs with the GIL held and nothing of ours holds the cell.
-        let r = unsafe { this.refs.get_unchecked() };
-        visit.call(&r.callback)?;
-        visit.call(&r.args)?;
-        visit.call(&r.context)?;
-        visit.call(&r.source_traceback)
+        // SAFETY: called from the loop's tp_traverse (see `Handle::referents`).
+        for obj in unsafe { self.0.get().referents() } {
+            visit.call(obj)?;
+        }
+        Ok(())
     }
 }
 
@@ -263,6 +249,25 @@ pub(crate) struct NewHandle {
 impl Handle {
     fn refs(&self, py: Python<'_>) -> &mut Refs {
         self.refs.get(py)
+    }
+
+    /// Every reference the handle holds (the loop, then callback, args, context and source
+    /// traceback), for the collector: `__traverse__`, [`traverse_handle`] and
+    /// [`HandleRef::visit`] visit exactly these.
+    ///
+    /// # Safety
+    /// Called by the collector (GIL held, nothing of ours holding the cell: we never allocate
+    /// Python objects while holding it).
+    unsafe fn referents(&self) -> [Option<&Py<PyAny>>; 5] {
+        // SAFETY: forwarded to the caller (see `# Safety`).
+        let r = unsafe { self.refs.get_unchecked() };
+        [
+            Some(self.lp.as_any()),
+            r.callback.as_ref(),
+            r.args.as_ref().map(Py::as_any),
+            r.context.as_ref(),
+            r.source_traceback.as_ref(),
+        ]
     }
 
     /// Creates a plain handle or, with `when`, a timer handle; returns it as a `Handle`,
@@ -506,14 +511,10 @@ impl Handle {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.lp)?;
-        // SAFETY: the garbage collector traverses with the GIL held, and nothing of ours is
-        // holding the cell meanwhile (we never allocate Python objects while holding it).
-        let r = unsafe { self.refs.get_unchecked() };
-        visit.call(&r.callback)?;
-        visit.call(&r.args)?;
-        visit.call(&r.context)?;
-        visit.call(&r.source_traceback)?;
+        // SAFETY: the garbage collector traverses with the GIL held (see `referents`).
+        for obj in unsafe { self.referents() } {
+            visit.call(obj)?;
+        }
         Ok(())
     }
 
