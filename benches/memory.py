@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import gc
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -53,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import workloads as wl
-from run import cpu_model, fmt_ratio, git_commit, probe, run_child
+from run import fmt_ratio, machine_meta, probe, run_child
 
 DEFAULT_OUT = os.path.join(HERE, "results", "memory.json")
 MIB = 1024 * 1024
@@ -405,13 +403,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "meta": {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "commit": git_commit(),
+            **machine_meta(),
             "loops": info,
             "quick": args.quick,
             "samples": samples,

@@ -97,21 +97,26 @@ loop = mk(); loop.run_until_complete(main()); loop.close()
 }
 
 
-def instructions(loop: str, program: str, n: int) -> int:
+def stderr_of(tool: list[str], loop: str, program: str, n: int) -> str:
+    """Run ``program`` on ``loop`` with ``n`` in sys.argv[1] under ``tool``; its stderr."""
     code = program.format(factory=FACTORIES[loop])
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(code)
         path = f.name
     try:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-            + [path, str(n)],
+        return subprocess.run(
+            [*tool, sys.executable, path, str(n)],
             capture_output=True,
             text=True,
             check=True,
         ).stderr
     finally:
         os.unlink(path)
+
+
+def instructions(loop: str, program: str, n: int) -> int:
+    callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    out = stderr_of(callgrind, loop, program, n)
     m = re.search(r"Collected : ([\d,]+)", out)
     if not m:
         raise RuntimeError(f"no callgrind total for {loop}: {out[-500:]}")
@@ -119,19 +124,8 @@ def instructions(loop: str, program: str, n: int) -> int:
 
 
 def syscalls(loop: str, n: int) -> dict[str, int]:
-    code = WORKLOADS["stop_run_forever"][1].format(factory=FACTORIES[loop])
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(code)
-        path = f.name
-    try:
-        out = subprocess.run(
-            ["strace", "-c", "-f", "-o", "/dev/stderr", sys.executable, path, str(n)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stderr
-    finally:
-        os.unlink(path)
+    program = WORKLOADS["stop_run_forever"][1]
+    out = stderr_of(["strace", "-c", "-f", "-o", "/dev/stderr"], loop, program, n)
     counts: dict[str, int] = {}
     for line in out.splitlines():
         parts = line.split()

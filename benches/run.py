@@ -66,6 +66,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_meta() -> dict[str, Any]:
+    """What every results file says about when and where it was measured."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "commit": git_commit(),
+    }
+
+
 def git_commit() -> str | None:
     """The work tree's commit (with ``-dirty`` when it has changes), to date a steploop build."""
     try:
@@ -360,13 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "meta": {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "commit": git_commit(),
+            **machine_meta(),
             "loops": info,
             "tools": tools,
             "quick": args.quick,

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,11 +41,11 @@ def workload_names() -> list[str]:
     return list(workloads.WORKLOADS)
 
 
-def test_quick_run_reports_every_workload_on_every_loop(tmp_path: Path) -> None:
-    out = tmp_path / "quick.json"
+def run_quick(script: str, out_option: str, out: Path) -> Any:
+    """Runs ``benches/<script> --quick`` (outside debug mode) and returns its JSON output."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")}
     proc = subprocess.run(
-        [sys.executable, str(BENCHES / "run.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(BENCHES / script), "--quick", out_option, str(out)],
         check=False,
         capture_output=True,
         text=True,
@@ -53,7 +54,11 @@ def test_quick_run_reports_every_workload_on_every_loop(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_quick_run_reports_every_workload_on_every_loop(tmp_path: Path) -> None:
+    data = run_quick("run.py", "--json", tmp_path / "quick.json")
 
     names = workload_names()
     assert [w["name"] for w in data["workloads"]] == names
@@ -162,19 +167,7 @@ def test_memory_quick_reports_every_loop(tmp_path: Path) -> None:
     At the quick sizes (10^3 timers, 50 connections) a workload can fit in memory the process
     already had, so a delta of 0 is allowed; only the shape and the signs are checked.
     """
-    out = tmp_path / "memory.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")}
-    proc = subprocess.run(
-        [sys.executable, str(BENCHES / "memory.py"), "--quick", "--out", str(out)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads(out.read_text())
+    data = run_quick("memory.py", "--out", tmp_path / "memory.json")
 
     names = [w["name"] for w in data["workloads"]]
     assert names == ["timers_1e6", "connections_1e4"]
