@@ -97,14 +97,9 @@ impl SockRecv {
         LoopCore::remove_watcher_fd(self.lp.bind(py), self.fd, false)?;
         match res {
             Ok(data) => fut.call_method1(intern!(py, "set_result"), (data,))?,
-            Err(e) => {
-                if e.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
-                    || e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
-                {
-                    return Err(e);
-                }
-                fut.call_method1(intern!(py, "set_exception"), (e.value(py),))?
-            }
+            // `recv_bytes` fails only with OSError (or MemoryError): no SystemExit or
+            // KeyboardInterrupt to let through, as asyncio's `_sock_recv` does.
+            Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.value(py),))?,
         };
         Ok(())
     }
