@@ -6,12 +6,15 @@ import asyncio
 import concurrent.futures
 import gc
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncGenerator, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
-from loop_helpers import run_briefly, run_until_done
+from loop_helpers import new_loop_of_kind, run_briefly, run_until_done
 
 
 async def answer(value: Any = 42) -> Any:
@@ -225,7 +228,6 @@ def test_asyncgen_finalizer_hook(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def test_asyncgen_hooks_restored(loop: asyncio.AbstractEventLoop) -> None:
-    import sys
 
     before = sys.get_asyncgen_hooks()
     seen: list[Any] = []
@@ -236,6 +238,121 @@ def test_asyncgen_hooks_restored(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_until_complete(main())
     assert seen[0] != before  # the loop installs its hooks while it runs
     assert sys.get_asyncgen_hooks() == before
+
+
+def test_asyncgen_hooks_custom_ones_restored(loop: asyncio.AbstractEventLoop) -> None:
+    """Hooks that were installed before the run are back afterwards, the same objects, and
+    no reference to them or to the loop's hooks is lost or leaked by the swap."""
+
+    def firstiter(gen: Any) -> None: ...
+
+    def finalizer(gen: Any) -> None: ...
+
+    old = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+    try:
+        refs = sys.getrefcount(firstiter), sys.getrefcount(finalizer)
+        seen: list[Any] = []
+
+        async def main() -> None:
+            seen.append(sys.get_asyncgen_hooks())
+
+        for _ in range(100):
+            loop.run_until_complete(main())
+        assert sys.get_asyncgen_hooks() == (firstiter, finalizer)
+        assert sys.get_asyncgen_hooks().firstiter is firstiter
+        assert (sys.getrefcount(firstiter), sys.getrefcount(finalizer)) == refs
+        assert seen[0].firstiter == loop._asyncgen_firstiter_hook  # type: ignore[attr-defined]
+        assert seen[0].finalizer == loop._asyncgen_finalizer_hook  # type: ignore[attr-defined]
+    finally:
+        sys.set_asyncgen_hooks(*old)
+
+
+def test_asyncgen_hooks_in_another_thread(loop_kind: str) -> None:
+    """Each thread has its own hooks: a loop run in a thread sets and restores that thread's."""
+
+    main_hooks = sys.get_asyncgen_hooks()
+    out: list[Any] = []
+
+    def run() -> None:
+        lp = new_loop_of_kind(loop_kind)
+
+        async def main() -> Any:
+            return sys.get_asyncgen_hooks().firstiter
+
+        try:
+            out.append(lp.run_until_complete(main()) == lp._asyncgen_firstiter_hook)  # type: ignore[attr-defined]
+            out.append(sys.get_asyncgen_hooks())
+        finally:
+            lp.close()
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert out == [True, (None, None)]
+    assert sys.get_asyncgen_hooks() == main_hooks
+
+
+def test_asyncgen_hooks_audit_events(loop_kind: str) -> None:
+    """Installing the hooks raises sys.set_asyncgen_hooks' audit events, as asyncio does (in a
+    child: audit hooks cannot be removed)."""
+    code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from loop_helpers import new_loop_of_kind
+events = []
+sys.addaudithook(lambda ev, args: ev.startswith("sys.set_asyncgen_hook_") and events.append(ev))
+loop = new_loop_of_kind({loop_kind!r})
+events.clear()
+async def main():
+    pass
+for _ in range(5):  # steploop: the first entries use sys.set_asyncgen_hooks, later ones not
+    loop.run_until_complete(main())
+loop.close()
+print(sorted(set(events)), len(events))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.split() == [
+        "['sys.set_asyncgen_hook_finalizer',",
+        "'sys.set_asyncgen_hook_firstiter']",
+        "20",
+    ]
+
+
+@pytest.mark.parametrize("warm", [0, 5])
+def test_asyncgen_hooks_audit_hook_may_refuse(loop_kind: str, warm: int) -> None:
+    """An audit hook that raises stops the run before it starts, with its exception, on the
+    first entry and on later ones."""
+    code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from loop_helpers import new_loop_of_kind
+loop = new_loop_of_kind({loop_kind!r})
+async def main():
+    return 1
+for _ in range({warm}):
+    loop.run_until_complete(main())
+armed = []
+def hook(ev, args):
+    if armed and ev == "sys.set_asyncgen_hook_firstiter":
+        raise PermissionError("no hooks")
+sys.addaudithook(hook)
+armed.append(1)
+coro = main()
+try:
+    loop.run_until_complete(coro)
+except PermissionError as e:
+    print("refused:", e, loop.is_running(), tuple(sys.get_asyncgen_hooks()))
+armed.clear()
+print(loop.run_until_complete(main()))
+loop.close()
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.splitlines() == ["refused: no hooks False (None, None)", "1"]
 
 
 def test_run_until_complete_future_of_other_loop(

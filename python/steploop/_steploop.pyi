@@ -68,6 +68,7 @@ class StepReport:
 class LoopCore:
     _debug: bool
     _closed: bool
+    _coroutine_origin_tracking_enabled: bool
     _stopping: bool
     _thread_id: int | None
     _reentrant: bool

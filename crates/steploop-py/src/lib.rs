@@ -3,6 +3,7 @@
 //! Thin by design: conversions, pyclasses and GIL handling. The iteration itself is
 //! `steploop::Core::run_once`; this crate only says how a Python handle runs.
 
+mod asyncgen_hooks;
 mod error;
 mod fastcall;
 mod freelist;

@@ -14,6 +14,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use steploop::{Clock, Core, TieBreak};
 
+use crate::asyncgen_hooks;
 use crate::error::EngineError;
 use crate::handle::{Handle, HandleRef, NewHandle};
 use crate::py::{copy_context, imports, thread_ident};
@@ -29,6 +30,8 @@ pub struct LoopCore {
     debug: AtomicBool,
     /// `loop._closed`.
     closed: AtomicBool,
+    /// `loop._coroutine_origin_tracking_enabled` (read by every loop exit).
+    origin_tracking: AtomicBool,
     /// `loop._thread_id` (`threading.get_ident()` of the running thread); 0 when not running.
     thread_id: AtomicU64,
     /// Nested `run_*` calls are allowed (`new_event_loop(reentrant=True)`).
@@ -57,7 +60,7 @@ impl std::fmt::Debug for LoopCore {
 
 /// What `enter` changed, for `exit` to restore.
 struct Entered {
-    old_hooks: Py<PyAny>,
+    old_hooks: asyncgen_hooks::Saved,
     old_thread: u64,
     old_running: Py<PyAny>,
     nested: bool,
@@ -240,8 +243,7 @@ impl LoopCore {
         let me = thread_ident();
         let old_thread = this.thread_id.load(Ordering::Relaxed);
         let old_running = imp
-            .events_fn(py, intern!(py, "_get_running_loop"))?
-            .call0()?
+            .call_events_fn(py, intern!(py, "_get_running_loop"), &[])?
             .unbind();
         let nested = this.reentrant.load(Ordering::Relaxed)
             && old_thread == me
@@ -257,7 +259,7 @@ impl LoopCore {
                 Some(task)
             };
             return Ok(Entered {
-                old_hooks: py.None(),
+                old_hooks: asyncgen_hooks::Saved::Nothing,
                 old_thread,
                 old_running,
                 nested,
@@ -277,16 +279,19 @@ impl LoopCore {
         if this.debug() {
             slf.call_method1("_set_coroutine_origin_tracking", (true,))?;
         }
-        let old_hooks = imp.get_asyncgen_hooks.call0(py)?;
-        let hooks = this.asyncgen_hooks(slf)?;
+        let (firstiter, finalizer) = this.asyncgen_hooks(slf)?;
         this.thread_id.store(me, Ordering::Relaxed);
-        let res = imp.set_asyncgen_hooks.call1(py, hooks).and_then(|_| {
-            imp.events_fn(py, intern!(py, "_set_running_loop"))?
-                .call1((slf,))
-                .map(|_| ())
-        });
+        let old_hooks = match asyncgen_hooks::install(py, &firstiter, &finalizer) {
+            Ok(saved) => saved,
+            Err(e) => {
+                this.thread_id.store(old_thread, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let res = imp.call_events_fn(py, intern!(py, "_set_running_loop"), &[slf.as_any()]);
         if let Err(e) = res {
             this.thread_id.store(old_thread, Ordering::Relaxed);
+            asyncgen_hooks::restore(py, old_hooks)?;
             return Err(e);
         }
         Ok(Entered {
@@ -310,22 +315,18 @@ impl LoopCore {
             }
             return Ok(());
         }
-        let r1 = imp
-            .events_fn(py, intern!(py, "_set_running_loop"))
-            .and_then(|f| f.call1((e.old_running,)));
-        let r2 = if slf
-            .getattr(intern!(py, "_coroutine_origin_tracking_enabled"))
-            .and_then(|v| v.is_truthy())
-            .unwrap_or(false)
-        {
+        let r1 = imp.call_events_fn(
+            py,
+            intern!(py, "_set_running_loop"),
+            &[e.old_running.bind(py)],
+        );
+        let r2 = if this.origin_tracking.load(Ordering::Relaxed) {
             slf.call_method1("_set_coroutine_origin_tracking", (false,))
                 .map(|_| ())
         } else {
             Ok(())
         };
-        let r3 = imp
-            .set_asyncgen_hooks
-            .call1(py, e.old_hooks.bind(py).cast::<PyTuple>()?);
+        let r3 = asyncgen_hooks::restore(py, e.old_hooks);
         r1?;
         r2?;
         r3?;
@@ -472,6 +473,7 @@ impl LoopCore {
             watchdog: AtomicU64::new(0),
             current: parking_lot::Mutex::new(None),
             hooks: parking_lot::Mutex::new(None),
+            origin_tracking: AtomicBool::new(false),
         })
     }
 
@@ -686,6 +688,18 @@ impl LoopCore {
     #[setter(_debug)]
     fn set_debug_attr(&self, v: bool) {
         self.debug.store(v, Ordering::Relaxed);
+    }
+
+    #[getter(_coroutine_origin_tracking_enabled)]
+    fn get_origin_tracking_attr(&self) -> bool {
+        self.origin_tracking.load(Ordering::Relaxed)
+    }
+
+    #[setter(_coroutine_origin_tracking_enabled)]
+    fn set_origin_tracking_attr(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.origin_tracking
+            .store(v.is_truthy()?, Ordering::Relaxed);
+        Ok(())
     }
 
     #[getter(_closed)]

@@ -18,7 +18,7 @@ pub struct Imports {
     pub format_handle: Py<PyAny>,
     /// `asyncio.events.__dict__`: `_get_running_loop`/`_set_running_loop` are looked up in
     /// it at each use, as asyncio looks them up on the module (tests swap in the pure-Python
-    /// versions); see [`Imports::events_fn`].
+    /// versions); see [`Imports::call_events_fn`].
     pub events: Py<PyDict>,
     /// `sys.get_asyncgen_hooks`.
     pub get_asyncgen_hooks: Py<PyAny>,
@@ -52,18 +52,43 @@ pub struct Imports {
 }
 
 impl Imports {
-    /// `asyncio.events.<name>` read from the module's dict (a module attribute lookup
-    /// costs several times more, and a loop entry makes three).
-    pub fn events_fn<'py>(
+    /// Calls `asyncio.events.<name>(*args)`, the function read from the module's dict at
+    /// each call (a module attribute lookup costs several times more, and a loop entry makes
+    /// three such calls): the borrowed dict entry is called directly, no pyo3 conversion.
+    pub fn call_events_fn<'py>(
         &self,
         py: Python<'py>,
         name: &Bound<'py, PyString>,
+        args: &[&Bound<'py, PyAny>],
     ) -> PyResult<Bound<'py, PyAny>> {
-        match self.events.bind(py).get_item(name)? {
-            Some(f) => Ok(f),
-            None => Err(PyAttributeError::new_err(format!(
-                "module 'asyncio.events' has no attribute '{name}'"
-            ))),
+        // SAFETY: GIL held; the borrowed dict entry is turned into a strong reference
+        // (`from_borrowed_ptr` increfs) before it is called, so the call may replace it in
+        // the module; the argument pointers are borrowed from live `Bound`s.
+        unsafe {
+            let f = ffi::PyDict_GetItemWithError(self.events.as_ptr(), name.as_ptr());
+            if f.is_null() {
+                if let Some(err) = PyErr::take(py) {
+                    return Err(err);
+                }
+                return Err(PyAttributeError::new_err(format!(
+                    "module 'asyncio.events' has no attribute '{name}'"
+                )));
+            }
+            let f = Bound::from_borrowed_ptr(py, f);
+            let res = match args {
+                [] => ffi::compat::PyObject_CallNoArgs(f.as_ptr()),
+                [a] => ffi::PyObject_CallOneArg(f.as_ptr(), a.as_ptr()),
+                _ => {
+                    let argv: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
+                    ffi::PyObject_Vectorcall(
+                        f.as_ptr(),
+                        argv.as_ptr(),
+                        argv.len(),
+                        std::ptr::null_mut(),
+                    )
+                }
+            };
+            Bound::from_owned_ptr_or_err(py, res)
         }
     }
 }
