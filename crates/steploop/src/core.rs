@@ -637,8 +637,25 @@ pub struct Core<C> {
     clock: Clock,
     resolution: f64,
     /// When the last iteration ended (`f64` bits; NaN before the first), for
-    /// [`Core::run_once_continuing`].
+    /// [`Core::run_once_continuing`]; while `clock_stale`, the last clock read, after which
+    /// continuing iterations ran callbacks without reading the clock.
     last_end: AtomicU64,
+    /// Continuing iterations with no timer, no poll and no timing ran since `last_end` and
+    /// did not read the clock at their end: the next iteration that needs the time (or
+    /// [`Core::stats`]) reads it and counts the whole span as busy, since no poll happened
+    /// in it.
+    clock_stale: AtomicBool,
+}
+
+/// Where an iteration's clock starts.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    /// A fresh clock read (`run_once`), or the end of the previous iteration
+    /// (`run_once_continuing`; `continuing` allows skipping the end-of-iteration read).
+    Known { at: f64, continuing: bool },
+    /// `run_once_continuing` after iterations that did not read the clock: the time of the
+    /// last read, earlier than now by the callbacks run since.
+    Stale(f64),
 }
 
 impl<C: Callback> Core<C> {
@@ -691,6 +708,7 @@ impl<C: Callback> Core<C> {
             clock,
             resolution,
             last_end: AtomicU64::new(f64::NAN.to_bits()),
+            clock_stale: AtomicBool::new(false),
         })
     }
 
@@ -1703,7 +1721,14 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        lock(&self.q).stats.snapshot()
+        // Back-to-back iterations that skipped their clock read: all the time since the
+        // last read went to callbacks (see `clock_stale`).
+        let unaccounted = if self.clock_stale.load(Ordering::Relaxed) {
+            (self.time() - f64::from_bits(self.last_end.load(Ordering::Relaxed))).max(0.0)
+        } else {
+            0.0
+        };
+        lock(&self.q).stats.snapshot(unaccounted)
     }
 
     /// Resets the statistics.
@@ -1741,7 +1766,13 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn reset_stats(&self) {
-        lock(&self.q).stats = StatsState::default();
+        let mut q = lock(&self.q);
+        q.stats = StatsState::default();
+        if self.clock_stale.load(Ordering::Relaxed) {
+            // The busy span before the reset is not the new statistics' business.
+            self.last_end
+                .store(self.time().to_bits(), Ordering::Relaxed);
+        }
     }
 
     /// One iteration, exactly asyncio 3.11's `BaseEventLoop._run_once`:
@@ -1792,7 +1823,11 @@ impl<C: Callback> Core<C> {
         max_wait: Option<Duration>,
         runner: &mut R,
     ) -> std::result::Result<Step, R::Error> {
-        self.run_once_at(self.time(), max_wait, runner)
+        let start = Start::Known {
+            at: self.time(),
+            continuing: false,
+        };
+        self.run_once_at(start, max_wait, runner)
     }
 
     /// [`Core::run_once`] for a driver that runs iterations back to back (`run_forever`):
@@ -1801,6 +1836,14 @@ impl<C: Callback> Core<C> {
     /// machines (70 ns on a VM); what it misses is only the driver's own bookkeeping between
     /// the two calls. With a virtual clock (which another thread may advance between
     /// iterations) or before any iteration, this is `run_once`.
+    ///
+    /// An iteration that needs no time at all — no timer scheduled, no poll (callbacks
+    /// ready, no fd watched), no per-callback timing, not stopping, no callback failed —
+    /// does not read the clock at its end either: the next iteration that needs the time
+    /// reads it and counts everything since the last read as busy time (nothing polled in
+    /// between), so [`Core::stats`] stays exact; only the [`Step::run_time`] of such an
+    /// iteration is 0. The iteration that sees the stop flag always reads the clock, so a
+    /// driver that returns on `is_stopping()` leaves nothing unaccounted.
     ///
     /// ```
     /// # use std::{cell::Cell, rc::Rc};
@@ -1843,20 +1886,44 @@ impl<C: Callback> Core<C> {
     ) -> std::result::Result<Step, R::Error> {
         let last = f64::from_bits(self.last_end.load(Ordering::Relaxed));
         let start = if self.clock.is_virtual() || last.is_nan() {
-            self.time()
+            Start::Known {
+                at: self.time(),
+                continuing: false,
+            }
+        } else if self.clock_stale.load(Ordering::Relaxed) {
+            Start::Stale(last)
         } else {
-            last
+            Start::Known {
+                at: last,
+                continuing: true,
+            }
         };
         self.run_once_at(start, max_wait, runner)
     }
 
     fn run_once_at<R: Runner<C>>(
         &self,
-        step_start: f64,
+        start: Start,
         max_wait: Option<Duration>,
         runner: &mut R,
     ) -> std::result::Result<Step, R::Error> {
         let mut step = Step::default();
+        let (mut step_start, continuing, mut stale) = match start {
+            Start::Known { at, continuing } => (at, continuing, false),
+            Start::Stale(at) => (at, true, true),
+        };
+        // The iteration's wall time starts where the unaccounted span began; busy time read
+        // at a refresh (below) is added to this iteration's run time.
+        let wall_start = step_start;
+        let mut carried = 0.0;
+        let mut refresh = |step_start: &mut f64, stale: &mut bool| {
+            if *stale {
+                let now = self.time();
+                carried += now - *step_start;
+                *step_start = now;
+                *stale = false;
+            }
+        };
 
         // 1. Drop cancelled timers (dropped after the lock is released), and look at what
         // is ready, in one critical section.
@@ -1872,6 +1939,9 @@ impl<C: Callback> Core<C> {
         };
         drop(garbage);
         has_work = has_work || self.is_stopping() || runner.has_pending();
+        if first_deadline.is_some() {
+            refresh(&mut step_start, &mut stale);
+        }
 
         // 2. The poll timeout. Only a wait that may block is published (`begin_wait`), and
         // the queues are checked again after it: a thread that pushed before the mark is
@@ -1908,8 +1978,12 @@ impl<C: Callback> Core<C> {
         // fd watched it makes no syscall at all: the poll could only report a wake-up, and
         // whatever woke us is already in the ready queue.
         let zero = timeout == Some(0.0);
+        let polls = !(zero && nothing_watched && !self.reactor.wake_pending());
+        if polls {
+            refresh(&mut step_start, &mut stale);
+        }
         let mut polled_at = step_start;
-        if zero && nothing_watched && !self.reactor.wake_pending() {
+        if !polls {
             if published {
                 self.reactor.cancel_wait();
             }
@@ -2024,14 +2098,30 @@ impl<C: Callback> Core<C> {
                 break;
             }
         }
-        if (!timed || failed.is_some()) && step.callbacks > 0 {
-            last = self.time();
+        let same_epoch = self.epoch.load(Ordering::Acquire) == epoch;
+        let skip_read = continuing
+            && !timed
+            && failed.is_none()
+            && first_deadline.is_none()
+            && !polls
+            && same_epoch
+            && !self.is_stopping();
+        if step.callbacks > 0 {
+            if timed && failed.is_none() {
+                stale = false; // `last` was read after the last callback
+            } else if skip_read {
+                stale = true; // `last` stays the start: callbacks ran since
+            } else {
+                last = self.time();
+                stale = false;
+            }
         }
-        step.run_time = secs(last - run_start);
+        step.run_time = secs(last - run_start + carried);
         self.last_end.store(last.to_bits(), Ordering::Relaxed);
+        self.clock_stale.store(stale, Ordering::Relaxed);
         // A close during the batch: what was not run goes the way of the cleared queues
         // (dropped below, outside the lock).
-        let leftovers: Vec<C> = if self.epoch.load(Ordering::Acquire) != epoch {
+        let leftovers: Vec<C> = if !same_epoch {
             batch.drain(..).collect()
         } else {
             Vec::new()
@@ -2043,7 +2133,8 @@ impl<C: Callback> Core<C> {
             q.ready.push_front(cb);
         }
         q.spare = batch; // empty again: the next iteration's buffer
-        q.stats.record_iteration(&step, max_cb, last - step_start);
+        q.stats
+            .record_iteration(&step, max_cb, (!stale).then_some(last - wall_start));
         step.pending = q.ready.len();
         step.next_deadline = q.timers.first_deadline();
         drop(q);

@@ -73,7 +73,10 @@ impl StatsState {
         self.lags.push_back(lag.max(0.0));
     }
 
-    pub(crate) fn record_iteration(&mut self, step: &crate::Step, max_cb: f64, wall: f64) {
+    /// Counts one iteration. `wall` is the time since the previous entry of the utilization
+    /// window; `None` for an iteration that did not read the clock (its time goes into the
+    /// next entry).
+    pub(crate) fn record_iteration(&mut self, step: &crate::Step, max_cb: f64, wall: Option<f64>) {
         let t = &mut self.totals;
         t.iterations += 1;
         t.callbacks += step.callbacks as u64;
@@ -85,6 +88,9 @@ impl StatsState {
             self.max_cb = max_cb;
             t.max_callback_time = saturating_duration(max_cb);
         }
+        let Some(wall) = wall else {
+            return;
+        };
         if self.window.len() == WINDOW {
             self.window.pop_front();
         }
@@ -92,12 +98,17 @@ impl StatsState {
             .push_back((step.run_time.as_secs_f64(), wall.max(0.0)));
     }
 
-    pub(crate) fn snapshot(&self) -> Stats {
+    /// The statistics, with `unaccounted` seconds of callbacks run since the last clock
+    /// read (back-to-back iterations that skipped it) added as busy time.
+    pub(crate) fn snapshot(&self, unaccounted: f64) -> Stats {
         let mut s = self.totals;
+        s.busy_time += saturating_duration(unaccounted);
         let (busy, wall) = self
             .window
             .iter()
-            .fold((0.0, 0.0), |(b, w), &(bi, wi)| (b + bi, w + wi));
+            .fold((unaccounted, unaccounted), |(b, w), &(bi, wi)| {
+                (b + bi, w + wi)
+            });
         s.utilization = if wall > 0.0 {
             (busy / wall).min(1.0)
         } else {
