@@ -9,6 +9,7 @@ mod fastcall;
 mod freelist;
 mod handle;
 mod loop_core;
+mod malloc_tuning;
 mod py;
 mod report;
 mod runner;
@@ -29,6 +30,7 @@ mod _steploop {
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
+        crate::malloc_tuning::raise_mmap_threshold();
         crate::handle::install_slots(m.py());
         crate::freelist::install(m.py());
         crate::fastcall::install(m.py())?;
