@@ -368,3 +368,38 @@ def test_run_until_complete_future_of_other_loop(
         )
     finally:
         other.close()
+
+
+def test_running_loop_functions_swapped_between_runs(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio looks `events._get_running_loop`/`_set_running_loop` up at each run (CPython's
+    tests swap in the pure-Python versions): a replacement made between two runs, and the
+    original put back, are both used by the next run."""
+    from asyncio import events
+
+    async def main() -> bool:
+        return asyncio.get_running_loop() is loop
+
+    assert loop.run_until_complete(main())  # the C functions, looked up once already
+    calls: list[str] = []
+    py_get, py_set = events._py__get_running_loop, events._py__set_running_loop  # type: ignore[attr-defined]
+
+    def get() -> Any:
+        calls.append("get")
+        return py_get()
+
+    def set_(lp: Any) -> None:
+        calls.append("set")
+        py_set(lp)
+
+    monkeypatch.setattr(events, "_get_running_loop", get)
+    monkeypatch.setattr(events, "_set_running_loop", set_)
+    monkeypatch.setattr(events, "get_running_loop", events._py_get_running_loop)  # type: ignore[attr-defined]
+    monkeypatch.setattr(asyncio, "get_running_loop", events._py_get_running_loop)  # type: ignore[attr-defined]
+    loop.run_until_complete(main())
+    assert "get" in calls and calls.count("set") == 2 and calls[-1] == "set"  # enter, exit
+    monkeypatch.undo()
+    calls.clear()
+    assert loop.run_until_complete(main())
+    assert calls == []

@@ -20,6 +20,9 @@ pub struct Imports {
     /// it at each use, as asyncio looks them up on the module (tests swap in the pure-Python
     /// versions); see [`Imports::call_events_fn`].
     pub events: Py<PyDict>,
+    /// The two functions of `events` the loop calls, with the version of the dict they were
+    /// read at (see [`Imports::call_events_fn`]).
+    events_fns: GilCell<EventsFns>,
     /// `sys.get_asyncgen_hooks`.
     pub get_asyncgen_hooks: Py<PyAny>,
     /// `sys.set_asyncgen_hooks`.
@@ -52,29 +55,22 @@ pub struct Imports {
 }
 
 impl Imports {
-    /// Calls `asyncio.events.<name>(*args)`, the function read from the module's dict at
-    /// each call (a module attribute lookup costs several times more, and a loop entry makes
-    /// three such calls): the borrowed dict entry is called directly, no pyo3 conversion.
+    /// Calls `asyncio.events.<name>(*args)` (`_get_running_loop` or `_set_running_loop`),
+    /// with the function as the module has it now: tests replace them with the pure-Python
+    /// versions, and asyncio looks them up at each call. A dict lookup costs ~130
+    /// instructions and a loop entry makes three calls, so the functions are kept with the
+    /// dict's version tag (which changes with any change to the dict) and looked up again
+    /// only when it moved; interpreters without the tag look up every time.
     pub fn call_events_fn<'py>(
         &self,
         py: Python<'py>,
         name: &Bound<'py, PyString>,
         args: &[&Bound<'py, PyAny>],
     ) -> PyResult<Bound<'py, PyAny>> {
-        // SAFETY: GIL held; the borrowed dict entry is turned into a strong reference
-        // (`from_borrowed_ptr` increfs) before it is called, so the call may replace it in
-        // the module; the argument pointers are borrowed from live `Bound`s.
+        let f = self.events_fn(py, name)?;
+        // SAFETY: GIL held; `f` is a strong reference for the duration of the call and the
+        // argument pointers are borrowed from live `Bound`s.
         unsafe {
-            let f = ffi::PyDict_GetItemWithError(self.events.as_ptr(), name.as_ptr());
-            if f.is_null() {
-                if let Some(err) = PyErr::take(py) {
-                    return Err(err);
-                }
-                return Err(PyAttributeError::new_err(format!(
-                    "module 'asyncio.events' has no attribute '{name}'"
-                )));
-            }
-            let f = Bound::from_borrowed_ptr(py, f);
             let res = match args {
                 [] => ffi::compat::PyObject_CallNoArgs(f.as_ptr()),
                 [a] => ffi::PyObject_CallOneArg(f.as_ptr(), a.as_ptr()),
@@ -91,6 +87,78 @@ impl Imports {
             Bound::from_owned_ptr_or_err(py, res)
         }
     }
+
+    /// `asyncio.events.<name>`, from the cache while the module's dict is unchanged.
+    fn events_fn<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let version = dict_version(self.events.bind(py));
+        if let Some(v) = version {
+            if let Some(hit) = self.events_fns.get(py).get(v, name) {
+                return Ok(hit.bind(py).clone());
+            }
+        }
+        let f = match self.events.bind(py).get_item(name)? {
+            Some(f) => f,
+            None => {
+                return Err(PyAttributeError::new_err(format!(
+                    "module 'asyncio.events' has no attribute '{name}'"
+                )))
+            }
+        };
+        if let Some(v) = version {
+            self.events_fns.get(py).put(v, name, f.clone().unbind());
+        }
+        Ok(f)
+    }
+}
+
+/// The cached `asyncio.events` functions (`(name, function)`) and the dict version they
+/// belong to.
+#[derive(Default)]
+struct EventsFns {
+    version: u64,
+    entries: Vec<(Py<PyString>, Py<PyAny>)>,
+}
+
+impl EventsFns {
+    fn get(&self, version: u64, name: &Bound<'_, PyString>) -> Option<&Py<PyAny>> {
+        if version != self.version {
+            return None;
+        }
+        self.entries
+            .iter()
+            .find(|(n, _)| n.as_ptr() == name.as_ptr())
+            .map(|(_, f)| f)
+    }
+
+    fn put(&mut self, version: u64, name: &Bound<'_, PyString>, f: Py<PyAny>) {
+        if version != self.version {
+            self.entries.clear();
+            self.version = version;
+        }
+        self.entries.retain(|(n, _)| n.as_ptr() != name.as_ptr());
+        self.entries.push((name.clone().unbind(), f));
+    }
+}
+
+/// The dict's version tag (changed by every insertion, deletion or replacement), where the
+/// interpreter keeps one: CPython up to 3.13.
+#[allow(deprecated)] // `ma_version_tag` is deprecated from 3.12, still maintained to 3.13
+fn dict_version(d: &Bound<'_, PyDict>) -> Option<u64> {
+    #[cfg(not(any(Py_3_14, PyPy, GraalPy, Py_LIMITED_API)))]
+    {
+        // SAFETY: `d` is a live exact-or-subclass dict; reading a field of its struct.
+        let tag = unsafe { (*d.as_ptr().cast::<ffi::PyDictObject>()).ma_version_tag };
+        // 0 would be "never versioned"; real tags start above it.
+        if tag != 0 {
+            return Some(tag);
+        }
+    }
+    let _ = d;
+    None
 }
 
 static IMPORTS: PyOnceLock<Imports> = PyOnceLock::new();
@@ -107,6 +175,7 @@ pub fn imports(py: Python<'_>) -> PyResult<&'static Imports> {
             extract_stack: get("asyncio.format_helpers", "extract_stack")?,
             format_handle: get("asyncio.base_events", "_format_handle")?,
             events: py.import("asyncio.events")?.dict().unbind(),
+            events_fns: GilCell::new(EventsFns::default()),
             get_asyncgen_hooks: get("sys", "get_asyncgen_hooks")?,
             set_asyncgen_hooks: get("sys", "set_asyncgen_hooks")?,
             getframe: get("sys", "_getframe")?,

@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 
 /// What one iteration did. Returned by `Loop.run_once()`.
-#[pyclass(frozen, module = "steploop", get_all)]
+#[pyclass(frozen, module = "steploop", get_all, freelist = 16)]
 #[derive(Debug)]
 pub struct StepReport {
     /// Handles run (cancelled ones skipped are not counted).
