@@ -436,6 +436,76 @@ def test_data_received_raises(
     assert loop_errors[0]["exception"] is exc
 
 
+def test_reader_handle_repr(loop: asyncio.AbstractEventLoop) -> None:
+    """The socket's reader prints as asyncio's bound `_read_ready` (steploop reads natively,
+    crates/steploop-py/src/transport.rs, under the same name)."""
+
+    async def main() -> str:
+        async with tcp_pair(loop) as p:
+            fd = p.server.get_extra_info("socket").fileno()
+            key = loop._selector.get_key(fd)  # type: ignore[attr-defined]
+            return repr(key.data[0])
+
+    # (debug mode appends where the handle was created)
+    assert run(loop, main()).startswith("<Handle _SelectorSocketTransport._read_ready()")
+
+
+def test_switch_to_buffered_protocol_and_back(loop: asyncio.AbstractEventLoop) -> None:
+    """set_protocol() between a Protocol and a BufferedProtocol on a live connection: each
+    receives through its own path (asyncio switches `_read_ready_cb`)."""
+
+    async def main() -> tuple[bytes, bytes, bytes]:
+        async with tcp_pair(loop) as p:
+            p.client.write(b"plain ")
+            first = await p.server_proto.wait_for(6)
+            buffered = Buffered(loop, 64)
+            p.server.set_protocol(buffered)
+            p.client.write(b"buffered")
+            while buffered.used < 8:
+                await asyncio.sleep(0)
+            plain = Collector(loop)
+            p.server.set_protocol(plain)
+            p.client.write(b"plain again")
+            return first, bytes(buffered.buf[: buffered.used]), await plain.wait_for(11)
+
+    assert run(loop, main()) == (b"plain ", b"buffered", b"plain again")
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+def test_data_received_interrupt_escapes(
+    loop: asyncio.AbstractEventLoop, exc_type: type[BaseException]
+) -> None:
+    """KeyboardInterrupt and SystemExit from data_received() leave the loop, as asyncio lets
+    them; the transport stays open and the loop usable."""
+
+    class Interrupting(Collector):
+        def data_received(self, data: bytes) -> None:
+            raise exc_type()
+
+    async def setup() -> tuple[asyncio.AbstractServer, asyncio.Transport, Collector]:
+        server = await loop.create_server(lambda: Interrupting(loop), "127.0.0.1", 0)
+        tr, proto = await loop.create_connection(
+            lambda: Collector(loop), *server.sockets[0].getsockname()
+        )
+        return server, tr, proto  # type: ignore[return-value]
+
+    server, client, _ = loop.run_until_complete(setup())
+    client.write(b"interrupt")
+    guard = loop.call_later(30, loop.stop)  # only ends the run if the interrupt is lost
+    with pytest.raises(exc_type):
+        loop.run_forever()
+    guard.cancel()
+
+    async def after() -> bool:
+        await asyncio.sleep(0)
+        client.close()
+        server.close()
+        await server.wait_closed()
+        return client.is_closing()
+
+    assert loop.run_until_complete(after())
+
+
 def test_connection_lost_raises(
     loop: asyncio.AbstractEventLoop, loop_errors: list[dict[str, Any]]
 ) -> None:

@@ -14,6 +14,7 @@ mod py;
 mod report;
 mod runner;
 mod sock;
+mod transport;
 
 use pyo3::prelude::*;
 

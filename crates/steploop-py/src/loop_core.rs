@@ -21,6 +21,7 @@ use crate::py::{copy_context, imports, thread_ident};
 use crate::report::StepReport;
 use crate::runner::PyRunner;
 use crate::sock::SockRecv;
+use crate::transport;
 
 /// The engine state of one Python loop.
 #[pyclass(subclass, frozen, module = "steploop._steploop")]
@@ -980,6 +981,16 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<Py<PyAny>> {
+        // Only for a live loop and a valid fd: anything else gets asyncio's errors, in
+        // asyncio's order, from `set_watcher`.
+        if args.is_empty() && !slf.get().is_closed() {
+            if let Ok(Some(raw)) = fd_of(fd) {
+                if let Some(reader) = transport::native_reader(slf.py(), raw, callback)? {
+                    let reader = Bound::new(slf.py(), reader)?;
+                    return Self::set_watcher(slf, fd, false, Some((reader.as_any(), args)));
+                }
+            }
+        }
         Self::set_watcher(slf, fd, false, Some((callback, args)))
     }
 

@@ -23,6 +23,13 @@ pub struct Imports {
     /// The two functions of `events` the loop calls, with the version of the dict they were
     /// read at (see [`Imports::call_events_fn`]).
     events_fns: GilCell<EventsFns>,
+    /// `asyncio.selector_events._SelectorSocketTransport`, its `_read_ready` and its
+    /// `_read_ready__data_received` (functions), and `socket.socket`: what
+    /// `transport::native_reader` recognises.
+    pub socket_transport_type: Py<PyAny>,
+    pub transport_read_ready: Py<PyAny>,
+    pub transport_data_received: Py<PyAny>,
+    pub socket_type: Py<PyAny>,
     /// `sys.get_asyncgen_hooks`.
     pub get_asyncgen_hooks: Py<PyAny>,
     /// `sys.set_asyncgen_hooks`.
@@ -176,6 +183,18 @@ pub fn imports(py: Python<'_>) -> PyResult<&'static Imports> {
             format_handle: get("asyncio.base_events", "_format_handle")?,
             events: py.import("asyncio.events")?.dict().unbind(),
             events_fns: GilCell::new(EventsFns::default()),
+            socket_transport_type: get("asyncio.selector_events", "_SelectorSocketTransport")?,
+            transport_read_ready: py
+                .import("asyncio.selector_events")?
+                .getattr("_SelectorSocketTransport")?
+                .getattr("_read_ready")?
+                .unbind(),
+            transport_data_received: py
+                .import("asyncio.selector_events")?
+                .getattr("_SelectorSocketTransport")?
+                .getattr("_read_ready__data_received")?
+                .unbind(),
+            socket_type: get("socket", "socket")?,
             get_asyncgen_hooks: get("sys", "get_asyncgen_hooks")?,
             set_asyncgen_hooks: get("sys", "set_asyncgen_hooks")?,
             getframe: get("sys", "_getframe")?,

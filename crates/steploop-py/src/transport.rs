@@ -1,0 +1,179 @@
+//! The native read path of asyncio's socket transport.
+//!
+//! steploop uses asyncio's own `_SelectorSocketTransport` (flow control, buffering, close and
+//! abort semantics, `sslproto` on top). Its reader callback is `transport._read_ready`, which
+//! runs `_read_ready__data_received`: `self._sock.recv(self.max_size)`, then
+//! `self._protocol.data_received(data)` — three Python frames and a method call per readiness
+//! report. When a transport of exactly that class registers that reader for a socket of
+//! exactly `socket.socket` (`LoopCore._add_reader`), the loop installs a [`TransportReader`]
+//! instead, which does the same steps natively and calls the transport's own Python methods
+//! for everything else: the end of the stream (`_read_ready__on_eof`), errors
+//! (`_fatal_error`, with asyncio's messages), and protocols it does not handle — a
+//! `BufferedProtocol` (`_read_ready__get_buffer`), or any replacement of `_read_ready_cb`.
+//!
+//! The handle prints as asyncio's does (`<Handle _SelectorSocketTransport._read_ready()>`):
+//! the reader has the bound method's `__qualname__`.
+
+use std::os::fd::RawFd;
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use pyo3::{intern, PyTraverseError, PyVisit};
+
+use crate::py::imports;
+use crate::sock::recv_bytes;
+
+/// The reader of a `_SelectorSocketTransport`'s socket (see the module docs).
+#[pyclass(module = "steploop")]
+pub(crate) struct TransportReader {
+    fd: RawFd,
+    /// Cleared by the collector (`__clear__`), after which a call does nothing.
+    transport: Option<Py<PyAny>>,
+}
+
+impl std::fmt::Debug for TransportReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportReader")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
+}
+
+/// If `callback` is the bound `_read_ready` of a `_SelectorSocketTransport` (exactly that
+/// class, over a socket of exactly `socket.socket`, read through `_read_ready__data_received`
+/// for now), the reader that replaces it.
+pub(crate) fn native_reader(
+    py: Python<'_>,
+    fd: RawFd,
+    callback: &Bound<'_, PyAny>,
+) -> PyResult<Option<TransportReader>> {
+    let imp = imports(py)?;
+    let Ok(func) = callback.getattr(intern!(py, "__func__")) else {
+        return Ok(None);
+    };
+    if !func.is(imp.transport_read_ready.bind(py)) {
+        return Ok(None);
+    }
+    let transport = callback.getattr(intern!(py, "__self__"))?;
+    if !transport.get_type().is(imp.socket_transport_type.bind(py)) {
+        return Ok(None);
+    }
+    let sock = transport.getattr(intern!(py, "_sock"))?;
+    if !sock.get_type().is(imp.socket_type.bind(py))
+        || sock.call_method0("fileno")?.extract::<RawFd>()? != fd
+    {
+        return Ok(None);
+    }
+    Ok(Some(TransportReader {
+        fd,
+        transport: Some(transport.unbind()),
+    }))
+}
+
+/// Whether `err` must escape the callback instead of going to the transport (asyncio's
+/// `except (SystemExit, KeyboardInterrupt): raise`).
+fn escapes(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
+}
+
+#[pymethods]
+impl TransportReader {
+    /// `transport._read_ready()`.
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(transport) = &self.transport else {
+            return Ok(());
+        };
+        let t = transport.bind(py);
+        let imp = imports(py)?;
+        let cb = t.getattr(intern!(py, "_read_ready_cb"))?;
+        let plain = cb
+            .getattr(intern!(py, "__func__"))
+            .is_ok_and(|f| f.is(imp.transport_data_received.bind(py)));
+        if !plain {
+            // A BufferedProtocol (or a replaced callback): the transport's own path.
+            cb.call0()?;
+            return Ok(());
+        }
+        // `_read_ready__data_received`, step by step.
+        if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
+            return Ok(());
+        }
+        let max_size: usize = t.getattr(intern!(py, "max_size"))?.extract()?;
+        let data = match recv_bytes(py, self.fd, max_size) {
+            Ok(None) => return Ok(()), // BlockingIOError / InterruptedError
+            Ok(Some(data)) => data,
+            Err(err) if escapes(py, &err) => return Err(err),
+            Err(err) => {
+                t.call_method1(
+                    intern!(py, "_fatal_error"),
+                    (err.value(py), "Fatal read error on socket transport"),
+                )?;
+                return Ok(());
+            }
+        };
+        let empty = data
+            .bind(py)
+            .cast::<PyBytes>()
+            .is_ok_and(|b| b.as_bytes().is_empty());
+        if empty {
+            t.call_method0(intern!(py, "_read_ready__on_eof"))?;
+            return Ok(());
+        }
+        let protocol = t.getattr(intern!(py, "_protocol"))?;
+        match protocol.call_method1(intern!(py, "data_received"), (data,)) {
+            Ok(_) => Ok(()),
+            Err(err) if escapes(py, &err) => Err(err),
+            Err(err) => {
+                t.call_method1(
+                    intern!(py, "_fatal_error"),
+                    (
+                        err.value(py),
+                        "Fatal error: protocol.data_received() call failed.",
+                    ),
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// What asyncio's handle repr shows for the bound method it replaces.
+    #[getter]
+    fn __qualname__(&self) -> &'static str {
+        "_SelectorSocketTransport._read_ready"
+    }
+
+    #[getter]
+    fn __name__(&self) -> &'static str {
+        "_read_ready"
+    }
+
+    /// The transport, as the bound method's `__self__`.
+    #[getter]
+    fn __self__(&self, py: Python<'_>) -> Py<PyAny> {
+        self.transport
+            .as_ref()
+            .map_or_else(|| py.None(), |t| t.clone_ref(py))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let transport = match &self.transport {
+            Some(t) => t.bind(py).repr()?.to_string(),
+            None => "None".to_string(),
+        };
+        Ok(format!(
+            "<native _SelectorSocketTransport._read_ready of {transport}>"
+        ))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(t) = &self.transport {
+            visit.call(t)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.transport = None;
+    }
+}
