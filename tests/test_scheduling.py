@@ -552,6 +552,162 @@ def test_default_context_is_copied_when_scheduling(loop: asyncio.AbstractEventLo
     assert seen == ["at scheduling", "at scheduling"]
 
 
+def test_handles_from_one_context_do_not_see_each_others_changes(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Handles scheduled from the same context (steploop shares one snapshot between them,
+    crates/steploop-py/src/context.rs) each run as in their own copy: what one sets, the
+    next does not see; a child scheduled by the one that set it does; the scheduling
+    context is untouched."""
+    seen: list[tuple[str, str]] = []
+
+    def setter(label: str) -> None:
+        seen.append((label, var.get()))
+        var.set(f"set by {label}")
+        loop.call_soon(lambda: seen.append((f"child of {label}", var.get())))
+
+    def reader(label: str) -> None:
+        seen.append((label, var.get()))
+
+    for i in range(3):
+        loop.call_soon(setter, f"s{i}")
+        loop.call_soon(reader, f"r{i}")
+        loop.call_later(0, reader, f"t{i}")
+    run_briefly(loop)
+    run_briefly(loop)
+    assert sorted(seen) == sorted(
+        [(f"s{i}", "default") for i in range(3)]
+        + [(f"r{i}", "default") for i in range(3)]
+        + [(f"t{i}", "default") for i in range(3)]
+        + [(f"child of s{i}", f"set by s{i}") for i in range(3)]
+    )
+    assert var.get() == "default"
+
+
+def test_snapshots_follow_the_scheduling_context(loop: asyncio.AbstractEventLoop) -> None:
+    """Each handle sees the context as it was when it was scheduled, also when many handles
+    are scheduled between two changes, from this thread and from another one."""
+    seen: list[str] = []
+
+    def schedule() -> None:
+        for value in ("a", "b", "c"):
+            var.set(value)
+            for _ in range(100):
+                loop.call_soon(lambda: seen.append(var.get()))
+
+    def from_thread() -> None:
+        var.set("thread")
+        for _ in range(100):
+            loop.call_soon_threadsafe(lambda: seen.append(var.get()))
+
+    contextvars.copy_context().run(schedule)
+    thread = threading.Thread(target=from_thread)
+    thread.start()
+    thread.join()
+    run_briefly(loop)
+    assert seen == ["a"] * 100 + ["b"] * 100 + ["c"] * 100 + ["thread"] * 100
+
+
+def test_callback_raising_after_a_change_leaves_no_trace(
+    loop: asyncio.AbstractEventLoop, loop_errors: list[dict[str, Any]]
+) -> None:
+    seen: list[str] = []
+
+    def set_and_raise() -> None:
+        var.set("changed")
+        raise ZeroDivisionError
+
+    loop.call_soon(set_and_raise)
+    loop.call_soon(lambda: seen.append(var.get()))
+    run_briefly(loop)
+    assert seen == ["default"]
+    assert [type(c["exception"]) for c in loop_errors] == [ZeroDivisionError]
+
+
+@pytest.mark.steploop_only
+def test_nested_run_inside_a_handle_sharing_the_snapshot() -> None:
+    """A reentrant loop runs handles from inside a handle: a handle that shares the running
+    one's snapshot (which is entered) still runs, with its own view of the variables."""
+    import steploop
+
+    lp = steploop.new_event_loop(reentrant=True)
+    seen: list[tuple[str, str]] = []
+
+    def inner() -> None:
+        seen.append(("inner", var.get()))
+        var.set("set by inner")
+
+    def outer() -> None:
+        var.set("set by outer")
+        fut = lp.create_future()
+        lp.call_soon(inner)  # scheduled from outer's (changed) context
+        lp.call_soon(fut.set_result, None)
+        lp.run_until_complete(fut)
+        seen.append(("outer after", var.get()))
+
+    try:
+        lp.call_soon(outer)
+        lp.call_soon(lambda: seen.append(("sibling", var.get())))
+        run_briefly(lp)
+    finally:
+        lp.close()
+    assert seen == [
+        ("inner", "set by outer"),
+        ("outer after", "set by outer"),
+        ("sibling", "default"),
+    ]
+
+
+@pytest.mark.steploop_only
+def test_nested_run_meets_a_handle_of_the_running_snapshot() -> None:
+    """A reader added from the same context as the running handle fires in a nested run,
+    while that handle has changed a variable: the reader sees the context as it was when it
+    was added, not the running handle's change."""
+    import socket
+
+    import steploop
+
+    lp = steploop.new_event_loop(reentrant=True)
+    a, b = socket.socketpair()
+    seen: list[tuple[str, str]] = []
+    try:
+        fired = lp.create_future()
+
+        def on_read() -> None:
+            b.recv(10)
+            lp.remove_reader(b)
+            seen.append(("reader", var.get()))
+            var.set("set by reader")
+            fired.set_result(None)
+
+        def outer() -> None:
+            var.set("set by outer")
+            a.send(b"x")
+            lp.run_until_complete(fired)
+            seen.append(("outer after", var.get()))
+
+        lp.add_reader(b, on_read)
+        lp.call_soon(outer)
+        run_briefly(lp)
+    finally:
+        lp.close()
+        a.close()
+        b.close()
+    assert seen == [("reader", "default"), ("outer after", "set by outer")]
+
+
+def test_snapshot_released_when_the_loop_closes(loop: asyncio.AbstractEventLoop) -> None:
+    import gc
+    import weakref
+
+    handle = loop.call_soon(lambda: None)
+    ref = weakref.ref(handle._context)  # type: ignore[attr-defined]
+    del handle
+    loop.close()
+    gc.collect()
+    assert ref() is None
+
+
 def test_create_task_context(loop: asyncio.AbstractEventLoop) -> None:
     ctx = contextvars.copy_context()
     ctx.run(var.set, "task ctx")

@@ -21,6 +21,9 @@ pub(crate) struct Refs {
     source_traceback: Option<Py<PyAny>>,
     /// The repr kept when a handle is cancelled in debug mode.
     repr: Option<String>,
+    /// `context` is a snapshot shared with other handles: a run puts back what it changed
+    /// (see context.rs).
+    shared_context: bool,
 }
 
 impl Drop for Refs {
@@ -241,6 +244,8 @@ pub(crate) struct NewHandle {
     pub callback: Py<PyAny>,
     pub args: Py<PyTuple>,
     pub context: Py<PyAny>,
+    /// `context` is a shared snapshot (see context.rs).
+    pub shared_context: bool,
     pub lp: Py<LoopCore>,
     pub when: Option<f64>,
     pub source_traceback: Option<Py<PyAny>>,
@@ -282,6 +287,7 @@ impl Handle {
                 context: Some(h.context),
                 source_traceback: h.source_traceback,
                 repr: None,
+                shared_context: h.shared_context,
             }),
             lp: h.lp,
             cancelled: AtomicBool::new(false),
@@ -312,17 +318,25 @@ impl Handle {
         let py = slf.py();
         let this = slf.get();
         // Owned while the call runs (a callback may cancel its own handle, which clears these).
-        let (callback, args, context) = {
+        let (callback, args, context, shared) = {
             let r = this.refs(py);
             match (&r.callback, &r.args, &r.context) {
-                (Some(c), Some(a), Some(x)) => {
-                    (c.bind(py).clone(), a.bind(py).clone(), x.bind(py).clone())
-                }
+                (Some(c), Some(a), Some(x)) => (
+                    c.bind(py).clone(),
+                    a.bind(py).clone(),
+                    x.bind(py).clone(),
+                    r.shared_context,
+                ),
                 // Cancelled (or cleared by the GC) after it was queued: nothing to run.
                 _ => return Ok(()),
             }
         };
-        let res = run_in_context(py, &context, &callback, &args);
+        let res = if shared {
+            this.lp.get().contexts().retire(py, &context);
+            crate::context::run_shared(py, &context, &callback, &args)
+        } else {
+            run_in_context(py, &context, &callback, &args)
+        };
         let Err(err) = res else { return Ok(()) };
         if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py) {
             return Err(err);

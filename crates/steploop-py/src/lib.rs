@@ -4,6 +4,7 @@
 //! `steploop::Core::run_once`; this crate only says how a Python handle runs.
 
 mod asyncgen_hooks;
+mod context;
 mod error;
 mod fastcall;
 mod freelist;

@@ -15,9 +15,10 @@ use pyo3::{PyTraverseError, PyVisit};
 use steploop::{Clock, Core, TieBreak};
 
 use crate::asyncgen_hooks;
+use crate::context::SharedContexts;
 use crate::error::EngineError;
 use crate::handle::{Handle, HandleRef, NewHandle};
-use crate::py::{copy_context, imports, thread_ident};
+use crate::py::{imports, thread_ident};
 use crate::report::StepReport;
 use crate::runner::PyRunner;
 use crate::sock::SockRecv;
@@ -33,6 +34,8 @@ pub struct LoopCore {
     closed: AtomicBool,
     /// `loop._coroutine_origin_tracking_enabled` (read by every loop exit).
     origin_tracking: AtomicBool,
+    /// The context snapshot shared by handles scheduled without `context=` (context.rs).
+    contexts: SharedContexts,
     /// `loop._thread_id` (`threading.get_ident()` of the running thread); 0 when not running.
     thread_id: AtomicU64,
     /// Nested `run_*` calls are allowed (`new_event_loop(reentrant=True)`).
@@ -108,6 +111,11 @@ impl LoopCore {
     /// The engine.
     pub(crate) fn core(&self) -> &Core<HandleRef> {
         &self.core
+    }
+
+    /// The context snapshots shared by its handles (context.rs).
+    pub(crate) fn contexts(&self) -> &SharedContexts {
+        &self.contexts
     }
 
     /// Debug mode.
@@ -211,9 +219,9 @@ impl LoopCore {
         when: Option<f64>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        let context = match context {
-            Some(c) if !c.is_none() => c.unbind(),
-            _ => copy_context(py)?,
+        let (context, shared_context) = match context {
+            Some(c) if !c.is_none() => (c.unbind(), false),
+            _ => slf.get().contexts.for_new_handle(py)?,
         };
         let source_traceback = if slf.get().debug() {
             let imp = imports(py)?;
@@ -228,6 +236,7 @@ impl LoopCore {
                 callback: callback.clone().unbind(),
                 args: args.clone().unbind(),
                 context,
+                shared_context,
                 lp: slf.clone().unbind(),
                 when,
                 source_traceback,
@@ -475,6 +484,7 @@ impl LoopCore {
             current: parking_lot::Mutex::new(None),
             hooks: parking_lot::Mutex::new(None),
             origin_tracking: AtomicBool::new(false),
+            contexts: SharedContexts::default(),
         })
     }
 
@@ -1070,11 +1080,12 @@ impl LoopCore {
     }
 
     /// Mark the loop closed and drop every pending callback, timer and fd watcher.
-    fn _close_core(&self) {
+    fn _close_core(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Relaxed);
         let garbage = self.core.clear();
         // Dropped with no engine lock held: finalizers may call into the loop.
         drop(garbage);
+        self.contexts.clear(py);
         // The epoll fd and the eventfd go now, as asyncio closes its selector and self-pipe.
         self.core.close_reactor();
     }
@@ -1091,6 +1102,7 @@ impl LoopCore {
                 visit.call(h)?;
             }
         }
+        self.contexts.visit(&visit)?;
         let mut res = Ok(());
         self.core.for_each_pending(|h| {
             if res.is_ok() {
@@ -1103,6 +1115,7 @@ impl LoopCore {
     fn __clear__(&self) {
         let garbage = self.core.clear();
         drop(garbage);
+        Python::attach(|py| self.contexts.clear(py));
         let hooks = self.hooks.lock().take();
         drop(hooks);
     }
