@@ -227,7 +227,7 @@ pub(crate) fn run_shared<'py>(
         let slot = vars_slot(ctx);
         if ffi::PyContext_Enter(ctx) < 0 {
             ffi::PyErr_Clear();
-            return run_in_pristine_copy(py, snapshot, callback, args);
+            return run_in_pristine_copy(py, ctx, callback, args);
         }
         let orig = *slot;
         ffi::Py_INCREF(orig);
@@ -256,19 +256,18 @@ pub(crate) fn run_shared<'py>(
 /// holding the mapping the snapshot had when the outer run entered it.
 fn run_in_pristine_copy<'py>(
     py: Python<'py>,
-    snapshot: &Bound<'py, PyAny>,
+    ctx: *mut ffi::PyObject,
     callback: &Bound<'py, PyAny>,
     args: &Bound<'py, pyo3::types::PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let ctx = snapshot.as_ptr();
     let pristine = RUNNING
         .get(py)
         .iter()
         .rev()
         .find(|(c, _)| *c == ctx as usize)
         .map(|&(_, vars)| vars as *mut ffi::PyObject);
-    // SAFETY: GIL held; `ctx` is a live context; PyContext_Copy returns a new reference or
-    // NULL with an exception set. `pristine` is kept alive by the outer `run_shared` (its
+    // SAFETY: GIL held; `ctx` is a live context (the caller's snapshot); PyContext_Copy
+    // returns a new reference or NULL with an exception set. `pristine` is kept alive by the outer `run_shared` (its
     // reference is released only after its callback, and so this nested run, returned); the
     // copy is not entered yet, so replacing its mapping (releasing the one it had) is what
     // `ContextVar.set` does to an entered one.

@@ -55,6 +55,19 @@ impl Runner<Named> for Driver<'_> {
     }
 }
 
+/// A driver for `core` after one ordinary (clock-reading) iteration has run `"first"`: the
+/// next `run_once_continuing` starts where it ended.
+fn after_a_first_iteration(core: &Core<Named>) -> Driver<'_> {
+    let mut driver = Driver {
+        core,
+        busy_left: 0,
+        ran: Vec::new(),
+    };
+    core.push_ready(Named::new("first"));
+    core.run_once(Some(Duration::ZERO), &mut driver).unwrap();
+    driver
+}
+
 #[test]
 fn skipped_clock_reads_still_count_as_busy_time() {
     let core = core_with(TieBreak::Fifo);
@@ -95,13 +108,7 @@ fn skipped_clock_reads_still_count_as_busy_time() {
 #[test]
 fn a_timer_after_iterations_without_clock_reads_is_judged_on_a_fresh_clock() {
     let core = core_with(TieBreak::Fifo);
-    let mut driver = Driver {
-        core: &core,
-        busy_left: 0,
-        ran: Vec::new(),
-    };
-    core.push_ready(Named::new("first"));
-    core.run_once(Some(Duration::ZERO), &mut driver).unwrap();
+    let mut driver = after_a_first_iteration(&core);
     // No timer when this iteration starts: it may skip its end-of-iteration clock read;
     // its callback schedules a timer 1 ms ahead and then runs 3 ms.
     core.push_ready(Named::new("timer+spin"));
@@ -122,13 +129,7 @@ fn a_timer_after_iterations_without_clock_reads_is_judged_on_a_fresh_clock() {
 #[test]
 fn reset_stats_drops_the_unaccounted_span() {
     let core = core_with(TieBreak::Fifo);
-    let mut driver = Driver {
-        core: &core,
-        busy_left: 0,
-        ran: Vec::new(),
-    };
-    core.push_ready(Named::new("first"));
-    core.run_once(Some(Duration::ZERO), &mut driver).unwrap();
+    let mut driver = after_a_first_iteration(&core);
     core.push_ready(Named::new("busy"));
     core.run_once_continuing(Some(Duration::ZERO), &mut driver)
         .unwrap();
