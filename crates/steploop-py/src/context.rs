@@ -110,10 +110,10 @@ fn check_layout(py: Python<'_>) -> PyResult<bool> {
 }
 
 /// Whether two contexts hold the very same mapping. Only after [`vars_offset_ok`].
-fn same_vars(a: &Py<PyAny>, b: &Py<PyAny>) -> bool {
-    // SAFETY: both are live contexts (the references are held) and the callers checked the
-    // layout first.
-    unsafe { vars_of(a.as_ptr()) == vars_of(b.as_ptr()) }
+fn same_vars(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> bool {
+    // SAFETY: the callers pass live contexts (they hold references) and checked the layout
+    // first.
+    unsafe { vars_of(a) == vars_of(b) }
 }
 
 /// Whether the context layout was checked and found as expected.
@@ -146,24 +146,32 @@ impl SharedContexts {
     /// The context for a handle scheduled without `context=`, and whether it is a shared
     /// snapshot (run with [`run_shared`]).
     pub(crate) fn for_new_handle(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, bool)> {
-        let fresh = copy_context(py)?;
+        // `Bound`s, not `Py`s, for what is let go here: this runs on `call_soon`'s raw entry
+        // point (fastcall.rs), outside pyo3's trampolines, where a dropped `Py` would wait in
+        // pyo3's pool for the next entry instead of being released (and, a context being a
+        // GC object, the collector would walk every one of them meanwhile).
+        let fresh = copy_context(py)?.into_bound(py);
         if !vars_offset_ok(py) {
-            return Ok((fresh, false));
+            return Ok((fresh.unbind(), false));
         }
         let shared = {
             let last = self.last.get(py);
             match last.as_ref() {
-                Some(snapshot) if same_vars(snapshot, &fresh) => Some(snapshot.clone_ref(py)),
+                Some(snapshot) if same_vars(snapshot.as_ptr(), fresh.as_ptr()) => {
+                    Some(snapshot.clone_ref(py))
+                }
                 _ => None,
             }
         };
         if let Some(shared) = shared {
-            drop(fresh); // back to CPython's free list of contexts
+            drop(fresh); // released now: back to CPython's free list of contexts
             return Ok((shared, true));
         }
-        let old = self.last.get(py).replace(fresh.clone_ref(py));
-        drop(old); // after the swap: a context's release may run code (its values' __del__)
-        Ok((fresh, true))
+        let old = self.last.get(py).replace(fresh.clone().unbind());
+        // After the swap, and released now: a context's release may run code (its values'
+        // `__del__`).
+        drop(old.map(|o| o.into_bound(py)));
+        Ok((fresh.unbind(), true))
     }
 
     /// Before a handle runs in `snapshot`: a snapshot being run is not handed out any more.
@@ -180,7 +188,8 @@ impl SharedContexts {
         } else {
             None
         };
-        drop(old); // the running handle holds another reference: no code runs here
+        // Released now (the running handle holds another reference: no code runs here).
+        drop(old.map(|o| o.into_bound(py)));
     }
 
     /// For the loop's `tp_traverse`.
@@ -196,7 +205,7 @@ impl SharedContexts {
     /// Lets the snapshot go (the loop's `tp_clear`, `close()`).
     pub(crate) fn clear(&self, py: Python<'_>) {
         let old = self.last.get(py).take();
-        drop(old);
+        drop(old.map(|o| o.into_bound(py)));
     }
 }
 
