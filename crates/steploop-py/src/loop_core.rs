@@ -253,7 +253,7 @@ impl LoopCore {
         let me = thread_ident();
         let old_thread = this.thread_id.load(Ordering::Relaxed);
         let old_running = imp
-            .call_events_fn(py, intern!(py, "_get_running_loop"), &[])?
+            .call_events_fn(py, intern!(py, "_get_running_loop"), None)?
             .unbind();
         let nested = this.reentrant.load(Ordering::Relaxed)
             && old_thread == me
@@ -298,10 +298,11 @@ impl LoopCore {
                 return Err(e);
             }
         };
-        let res = imp.call_events_fn(py, intern!(py, "_set_running_loop"), &[slf.as_any()]);
+        let res = imp.call_events_fn(py, intern!(py, "_set_running_loop"), Some(slf.as_any()));
         if let Err(e) = res {
             this.thread_id.store(old_thread, Ordering::Relaxed);
-            asyncgen_hooks::restore(py, old_hooks)?;
+            // The error that stopped the entry is the one to report.
+            let _ = asyncgen_hooks::restore(py, old_hooks);
             return Err(e);
         }
         Ok(Entered {
@@ -328,7 +329,7 @@ impl LoopCore {
         let r1 = imp.call_events_fn(
             py,
             intern!(py, "_set_running_loop"),
-            &[e.old_running.bind(py)],
+            Some(e.old_running.bind(py)),
         );
         let r2 = if this.origin_tracking.load(Ordering::Relaxed) {
             slf.call_method1("_set_coroutine_origin_tracking", (false,))

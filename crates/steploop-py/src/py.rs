@@ -62,7 +62,7 @@ pub struct Imports {
 }
 
 impl Imports {
-    /// Calls `asyncio.events.<name>(*args)` (`_get_running_loop` or `_set_running_loop`),
+    /// Calls `asyncio.events.<name>([arg])` (`_get_running_loop()` or `_set_running_loop(loop)`),
     /// with the function as the module has it now: tests replace them with the pure-Python
     /// versions, and asyncio looks them up at each call. A dict lookup costs ~130
     /// instructions and a loop entry makes three calls, so the functions are kept with the
@@ -72,24 +72,15 @@ impl Imports {
         &self,
         py: Python<'py>,
         name: &Bound<'py, PyString>,
-        args: &[&Bound<'py, PyAny>],
+        arg: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let f = self.events_fn(py, name)?;
         // SAFETY: GIL held; `f` is a strong reference for the duration of the call and the
-        // argument pointers are borrowed from live `Bound`s.
+        // argument is borrowed from a live `Bound`.
         unsafe {
-            let res = match args {
-                [] => ffi::compat::PyObject_CallNoArgs(f.as_ptr()),
-                [a] => ffi::PyObject_CallOneArg(f.as_ptr(), a.as_ptr()),
-                _ => {
-                    let argv: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
-                    ffi::PyObject_Vectorcall(
-                        f.as_ptr(),
-                        argv.as_ptr(),
-                        argv.len(),
-                        std::ptr::null_mut(),
-                    )
-                }
+            let res = match arg {
+                None => ffi::compat::PyObject_CallNoArgs(f.as_ptr()),
+                Some(a) => ffi::PyObject_CallOneArg(f.as_ptr(), a.as_ptr()),
             };
             Bound::from_owned_ptr_or_err(py, res)
         }
