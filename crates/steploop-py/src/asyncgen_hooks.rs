@@ -92,16 +92,7 @@ unsafe fn slots(offset: usize) -> *mut [*mut ffi::PyObject; 2] {
 /// `async_gen_firstiter` and `async_gen_finalizer` are adjacent fields of `PyThreadState`
 /// within its first [`SEARCH_BYTES`].
 fn searchable(py: Python<'_>) -> bool {
-    let version = py.version_info();
-    let cpython = py
-        .import("sys")
-        .and_then(|sys| {
-            sys.getattr("implementation")?
-                .getattr("name")?
-                .extract::<String>()
-        })
-        .is_ok_and(|name| name == "cpython");
-    cpython && ((3, 6)..(3, 14)).contains(&(version.major, version.minor))
+    crate::py::cpython_in(py, (3, 6), (3, 14))
 }
 
 /// Looks for the adjacent pair `(a, b)` among the first [`SEARCH_BYTES`] of the current

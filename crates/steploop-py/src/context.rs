@@ -73,14 +73,7 @@ unsafe fn is_hamt(obj: *mut ffi::PyObject) -> bool {
 /// the same mapping; after a `ContextVar.set` inside one of them, they hold different ones;
 /// every such word is a HAMT.
 fn check_layout(py: Python<'_>) -> PyResult<bool> {
-    let version = py.version_info();
-    let cpython = py
-        .import("sys")?
-        .getattr("implementation")?
-        .getattr("name")?
-        .extract::<String>()?
-        == "cpython";
-    if !cpython || !((3, 7)..(3, 14)).contains(&(version.major, version.minor)) {
+    if !crate::py::cpython_in(py, (3, 7), (3, 14)) {
         return Ok(false);
     }
     let var = py

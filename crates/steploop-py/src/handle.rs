@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyTuple};
 use pyo3::{ffi, PyTraverseError, PyVisit};
@@ -338,7 +337,7 @@ impl Handle {
             run_in_context(py, &context, &callback, &args)
         };
         let Err(err) = res else { return Ok(()) };
-        if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py) {
+        if crate::py::escapes(py, &err) {
             return Err(err);
         }
         // asyncio formats `self._callback`/`self._args` *after* the call: a callback that

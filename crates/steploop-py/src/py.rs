@@ -241,6 +241,28 @@ pub fn run_in_context<'py>(
     res
 }
 
+/// Whether `err` must leave a callback instead of being reported (asyncio's
+/// `except (SystemExit, KeyboardInterrupt): raise`).
+pub fn escapes(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
+        || err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+}
+
+/// Whether this is CPython from `first` up to, not including, `end` (`(major, minor)`): the
+/// versions whose private structure layouts a module relies on.
+pub fn cpython_in(py: Python<'_>, first: (u8, u8), end: (u8, u8)) -> bool {
+    let version = py.version_info();
+    let cpython = py
+        .import("sys")
+        .and_then(|sys| {
+            sys.getattr("implementation")?
+                .getattr("name")?
+                .extract::<String>()
+        })
+        .is_ok_and(|name| name == "cpython");
+    cpython && (first..end).contains(&(version.major, version.minor))
+}
+
 /// `threading.get_ident()`.
 pub fn thread_ident() -> u64 {
     // SAFETY: PyThread_get_thread_ident has no preconditions (it wraps pthread_self).

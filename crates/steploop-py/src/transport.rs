@@ -16,12 +16,11 @@
 
 use std::os::fd::RawFd;
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::py::imports;
+use crate::py::{escapes, imports};
 use crate::sock::recv_bytes;
 
 /// The reader of a `_SelectorSocketTransport`'s socket (see the module docs).
@@ -69,12 +68,6 @@ pub(crate) fn native_reader(
         fd,
         transport: Some(transport.unbind()),
     }))
-}
-
-/// Whether `err` must escape the callback instead of going to the transport (asyncio's
-/// `except (SystemExit, KeyboardInterrupt): raise`).
-fn escapes(py: Python<'_>, err: &PyErr) -> bool {
-    err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
 }
 
 #[pymethods]
