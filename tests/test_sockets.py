@@ -104,6 +104,53 @@ def test_sock_sendall_empty(
     assert run(loop, loop.sock_sendall(a, b"")) is None
 
 
+def test_sock_sendall_closed_socket(loop: asyncio.AbstractEventLoop) -> None:
+    a, b = socket.socketpair()
+    a.close()
+    b.setblocking(False)
+    b.close()
+    with pytest.raises(OSError) as info:
+        run(loop, loop.sock_sendall(b, b"data"))
+    assert str(info.value) == "[Errno 9] Bad file descriptor"
+
+
+def test_sock_sendall_to_a_closed_peer(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    b.close()
+    with pytest.raises(BrokenPipeError) as info:
+        run(loop, loop.sock_sendall(a, b"data"))
+    assert str(info.value) == "[Errno 32] Broken pipe"
+
+
+def test_sock_sendall_mixed_kinds_keep_order(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # bytes (steploop's native first send), bytearray and memoryview (asyncio's path), some
+    # larger than the socket buffer (a partial send, then a wait for writability).
+    a, b = pair
+    parts: list[Any] = [b"head", bytearray(b"-ba-"), os.urandom(3_000_000), memoryview(b"-mv-")]
+    parts += [os.urandom(1_000_000), b"tail"]
+    expected = b"".join(bytes(p) for p in parts)
+
+    async def main() -> bytes:
+        async def reader() -> bytes:
+            got = bytearray()
+            while len(got) < len(expected):
+                chunk = await loop.sock_recv(b, 1 << 20)
+                assert chunk, "peer closed early"
+                got += chunk
+            return bytes(got)
+
+        task = asyncio.ensure_future(reader())
+        for part in parts:
+            await loop.sock_sendall(a, part)
+        return await task
+
+    assert run(loop, main()) == expected
+
+
 def test_sock_recv_returns_empty_at_eof(
     loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
 ) -> None:

@@ -276,6 +276,81 @@ def test_writelines_and_memoryview(loop: asyncio.AbstractEventLoop) -> None:
     assert run(loop, main()) == b"abcdyz"
 
 
+def test_write_kinds_interleaved_keep_order(loop: asyncio.AbstractEventLoop) -> None:
+    # bytes (steploop's native write), bytearray, memoryview and keyword calls (asyncio's
+    # write), with the buffer empty and with it full (the peer paused reading).
+    big = os.urandom(4_000_000)
+
+    async def main() -> bytes:
+        async with tcp_pair(loop) as p:
+            tr = p.client
+            tr.write(b"a")
+            tr.write(bytearray(b"b"))
+            tr.write(data=b"c")
+            p.server.pause_reading()
+            tr.write(big)  # partial send: the rest is buffered
+            assert tr.get_write_buffer_size() > 0
+            tr.write(b"d")  # appended to the buffer, after the rest of big
+            tr.write(memoryview(b"xe")[1:])
+            p.server.resume_reading()
+            return await p.server_proto.wait_for(len(big) + 5)
+
+    assert run(loop, main()) == b"abc" + big + b"de"
+
+
+def test_write_signature_errors(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        async with tcp_pair(loop) as p:
+            tr: Any = p.client
+            with pytest.raises(TypeError, match=r"write\(\) missing 1 required positional"):
+                tr.write()
+            with pytest.raises(TypeError, match=r"write\(\) takes 2 positional arguments"):
+                tr.write(b"a", b"b")
+            with pytest.raises(TypeError, match=r"write\(\) got an unexpected keyword"):
+                tr.write(b"a", flags=0)
+
+    run(loop, main())
+
+
+def test_write_to_reset_peer_is_a_fatal_error(loop: asyncio.AbstractEventLoop) -> None:
+    # The client does not read, so the reset shows up in write()'s first send: connection_lost
+    # gets the error, later writes are dropped (asyncio's _fatal_error, then _conn_lost).
+    async def main() -> tuple[bool, BaseException | None, int]:
+        async with tcp_pair(loop) as p:
+            p.client.pause_reading()
+            sock = p.server.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            p.server.abort()
+            await p.server_proto.lost
+            p.client.write(b"x" * 1000)
+            closing = p.client.is_closing()
+            exc = await p.client_proto.lost
+            p.client.write(b"dropped")
+            return closing, exc, p.client.get_write_buffer_size()
+
+    closing, exc, size = run(loop, main())
+    assert closing
+    assert isinstance(exc, (ConnectionResetError, BrokenPipeError))
+    assert size == 0
+
+
+def test_steploop_transport_is_asyncios_class_with_a_native_write(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    from asyncio import selector_events
+
+    async def main() -> type:
+        async with tcp_pair(loop) as p:
+            return type(p.client)
+
+    cls = run(loop, main())
+    assert issubclass(cls, selector_events._SelectorSocketTransport)  # type: ignore[attr-defined]
+    assert cls.__name__ == "_SelectorSocketTransport"
+    if type(loop).__module__.startswith("steploop"):  # the method descriptor of the extension
+        assert type(cls.write).__name__ == "method_descriptor"
+        assert cls.write.__qualname__ == "_SelectorSocketTransport.write"
+
+
 def test_write_wrong_type(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> None:
         async with tcp_pair(loop) as p:

@@ -24,7 +24,7 @@ from asyncio.log import logger
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import _steploop, _unix
+from . import _steploop, _transport, _unix
 
 __all__ = ["Loop"]
 
@@ -201,6 +201,21 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
             if not handle.cancelled():
                 self.remove_reader(fd)
 
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
+        """Send ``data`` to the non-blocking socket ``sock``, all of it.
+
+        For ``bytes`` on a plain non-blocking `socket.socket`, the first ``send`` is native (no
+        ``BlockingIOError`` raised and caught when the buffer is full); what it does not send
+        takes asyncio's path. Anything else takes asyncio's path from the start.
+        """
+        if type(sock) is not socket.socket or type(data) is not bytes or sock.gettimeout() != 0:
+            # asyncio's path: its checks and messages (debug mode refuses a blocking socket).
+            return await super().sock_sendall(sock, data)  # type: ignore[no-any-return]
+        n = self._sock_send_try(sock.fileno(), data)
+        if n == len(data):
+            return None
+        return await super().sock_sendall(sock, memoryview(data)[n:])  # type: ignore[no-any-return]
+
     def set_blocking_watchdog(self, threshold: float | None) -> None:
         """Watch for callbacks that block the loop.
 
@@ -242,6 +257,14 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         except OSError:
             if self._debug:
                 logger.debug("Fail to write a null byte into the self-pipe socket", exc_info=True)
+
+    def _make_socket_transport(
+        self, sock: Any, protocol: Any, waiter: Any = None, *, extra: Any = None,
+        server: Any = None,
+    ) -> Any:  # fmt: skip
+        # asyncio's transport with a native write() for plain sockets (see _transport.py).
+        self._ensure_fd_no_transport(sock)  # type: ignore[attr-defined]
+        return _transport.make_socket_transport(self, sock, protocol, waiter, extra, server)
 
     def _make_datagram_transport(
         self, sock: Any, protocol: Any, address: Any = None, waiter: Any = None, extra: Any = None

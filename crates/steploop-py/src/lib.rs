@@ -16,6 +16,7 @@ mod report;
 mod runner;
 mod sock;
 mod transport;
+mod transport_write;
 
 use pyo3::prelude::*;
 
@@ -28,6 +29,8 @@ mod _steploop {
     use crate::loop_core::LoopCore;
     #[pymodule_export]
     use crate::report::StepReport;
+    #[pymodule_export]
+    use crate::transport_write::_register_socket_transport;
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use steploop::{Clock, Core, TieBreak};
@@ -1030,6 +1030,17 @@ impl LoopCore {
         let n =
             usize::try_from(n).map_err(|_| PyValueError::new_err("negative buffersize in recv"))?;
         crate::sock::recv_bytes(py, fd, n)
+    }
+
+    /// `sock_sendall`'s first attempt: `send(fd, data)` as `socket.send` does it; the number
+    /// of bytes sent, 0 when the socket buffer is full (see `sock::send_bytes`).
+    fn _sock_send_try(
+        &self,
+        py: Python<'_>,
+        fd: RawFd,
+        data: &Bound<'_, PyBytes>,
+    ) -> PyResult<usize> {
+        crate::sock::send_bytes(py, fd, data.as_bytes())
     }
 
     /// `sock_recv`'s wait: a reader on `fd` that reads `n` bytes into `fut` natively and

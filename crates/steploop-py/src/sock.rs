@@ -81,6 +81,32 @@ pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> PyResult<Option
     }
 }
 
+/// `send(fd, data)` as `socket.send` does it on a non-blocking socket: `EINTR` runs the
+/// signal handlers (an exception they raise is returned) and tries again; `Ok(0)` when the
+/// socket buffer is full (`EAGAIN`, where `socket.send` raises `BlockingIOError`); other
+/// errors as `OSError`.
+pub(crate) fn send_bytes(py: Python<'_>, fd: RawFd, data: &[u8]) -> PyResult<usize> {
+    loop {
+        // SAFETY: `data` is a live buffer the caller holds; `send` reads at most `data.len()`
+        // bytes of it.
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => {
+                // SAFETY: GIL held; runs the pending signal handlers, as socket.send does.
+                if unsafe { ffi::PyErr_CheckSignals() } < 0 {
+                    return Err(PyErr::fetch(py));
+                }
+            }
+            io::ErrorKind::WouldBlock => return Ok(0),
+            _ => return Err(os_error(err)),
+        }
+    }
+}
+
 #[pymethods]
 impl SockRecv {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {

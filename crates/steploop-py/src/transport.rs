@@ -40,7 +40,7 @@ impl std::fmt::Debug for TransportReader {
 }
 
 /// If `callback` is the bound `_read_ready` of a `_SelectorSocketTransport` (exactly that
-/// class, over a socket of exactly `socket.socket`, read through `_read_ready__data_received`
+/// class or steploop's subclass with the native `write`, over a socket of exactly `socket.socket`, read through `_read_ready__data_received`
 /// for now), the reader that replaces it.
 pub(crate) fn native_reader(
     py: Python<'_>,
@@ -55,7 +55,9 @@ pub(crate) fn native_reader(
         return Ok(None);
     }
     let transport = callback.getattr(intern!(py, "__self__"))?;
-    if !transport.get_type().is(imp.socket_transport_type.bind(py)) {
+    let ty = transport.get_type();
+    let ours = crate::transport_write::native_class(py).is_some_and(|c| ty.is(c));
+    if !ty.is(imp.socket_transport_type.bind(py)) && !ours {
         return Ok(None);
     }
     let sock = transport.getattr(intern!(py, "_sock"))?;
