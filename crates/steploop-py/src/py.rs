@@ -309,3 +309,80 @@ impl<T> GilCell<T> {
         unsafe { &mut *self.0.get() }
     }
 }
+
+/// Instance attributes read straight from an object's `__dict__`, without the type lookup of
+/// `getattr` (and its method-cache misses, which walk the whole MRO): for the hot paths on
+/// asyncio's transports, whose state lives in the instance dict. Only valid for names that
+/// no class of the object's MRO defines as a data descriptor (see [`dict_names_ok`]); a
+/// name missing from the dict falls back to `getattr` (class attributes, the error).
+pub struct InstanceDict<'a, 'py> {
+    obj: &'a Bound<'py, PyAny>,
+    dict: Bound<'py, PyDict>,
+}
+
+impl<'a, 'py> InstanceDict<'a, 'py> {
+    /// The dict of `obj` (made if the interpreter kept the attributes inline).
+    pub fn of(obj: &'a Bound<'py, PyAny>) -> PyResult<Self> {
+        let py = obj.py();
+        // SAFETY: GIL held; `obj` is live. `PyObject_GenericGetDict` returns a new reference
+        // to the instance dict (creating it if needed), or NULL with an exception set (an
+        // object without one: then the caller should not be here, and gets the error).
+        let dict = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
+            )?
+        };
+        Ok(InstanceDict {
+            obj,
+            dict: dict.cast_into::<PyDict>()?,
+        })
+    }
+
+    /// `obj.<name>`.
+    pub fn get(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        match self.dict.get_item(name)? {
+            Some(value) => Ok(value),
+            None => self.obj.getattr(name),
+        }
+    }
+}
+
+/// Whether none of `names` is a data descriptor (a property, a slot) in `ty`'s MRO, so that
+/// [`InstanceDict::get`] reads what `getattr` would.
+pub fn dict_names_ok(ty: &Bound<'_, PyAny>, names: &[&str]) -> PyResult<bool> {
+    for cls in ty.getattr("__mro__")?.try_iter()? {
+        let cls = cls?;
+        let dict = cls.getattr("__dict__")?;
+        for name in names {
+            if dict.contains(*name)? {
+                let value = dict.get_item(*name)?;
+                let vt = value.get_type();
+                if vt.hasattr("__set__")? || vt.hasattr("__delete__")? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+unsafe extern "C" {
+    /// The type of bound methods, and the accessor of their function (exported by libpython,
+    /// not wrapped by pyo3-ffi).
+    static mut PyMethod_Type: ffi::PyTypeObject;
+    fn PyMethod_Function(method: *mut ffi::PyObject) -> *mut ffi::PyObject;
+}
+
+/// `m.__func__` (borrowed) if `m` is a bound method, without an attribute lookup.
+pub fn method_function(m: &Bound<'_, PyAny>) -> Option<*mut ffi::PyObject> {
+    // SAFETY: GIL held; comparing the type pointer with the exported method type, then
+    // `PyMethod_Function` on an object of exactly that type returns its borrowed function.
+    unsafe {
+        if ffi::Py_TYPE(m.as_ptr()) == std::ptr::addr_of_mut!(PyMethod_Type) {
+            Some(PyMethod_Function(m.as_ptr()))
+        } else {
+            None
+        }
+    }
+}

@@ -10,6 +10,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::{ffi, intern, PyTraverseError, PyVisit};
 
 use crate::error::os_error;
@@ -45,6 +46,71 @@ impl SockRecv {
     pub(crate) fn new(fd: RawFd, n: usize, fut: Py<PyAny>, lp: Py<LoopCore>) -> Self {
         SockRecv { fd, n, fut, lp }
     }
+}
+
+/// The head of CPython's `PySocketSockObject` (Modules/socketmodule.h, unchanged from 3.5 to
+/// 3.13 on Unix): the fd and the timeout (`_PyTime_t`, nanoseconds; 0 for non-blocking, -1
+/// for blocking) are read from it directly instead of calling `fileno()` and `gettimeout()`
+/// on every `transport.write`. [`socket_fields`] checks the layout once at runtime.
+#[repr(C)]
+struct SocketHead {
+    ob_base: ffi::PyObject,
+    sock_fd: libc::c_int,
+    sock_family: libc::c_int,
+    sock_type: libc::c_int,
+    sock_proto: libc::c_int,
+    errorhandler: *const std::ffi::c_void,
+    sock_timeout: i64,
+}
+
+/// Whether [`SocketHead`] matches this interpreter's sockets (checked on a probe socket).
+static SOCKET_LAYOUT_OK: PyOnceLock<bool> = PyOnceLock::new();
+
+fn probe_socket_layout(py: Python<'_>) -> PyResult<bool> {
+    if !crate::py::cpython_in(py, (3, 5), (3, 14)) {
+        return Ok(false);
+    }
+    let socket = py.import("socket")?;
+    let sock = socket
+        .getattr("socket")?
+        .call1((socket.getattr("AF_UNIX")?, socket.getattr("SOCK_DGRAM")?))?;
+    let read = |s: &Bound<'_, PyAny>| {
+        // SAFETY: `s` is a live `socket.socket`, whose C part starts with at least
+        // `PyObject_HEAD` and the fields below on the versions allowed above; the values
+        // are only trusted after this check passes.
+        unsafe {
+            let head = &*(s.as_ptr() as *const SocketHead);
+            (
+                head.sock_fd,
+                head.sock_family,
+                head.sock_type,
+                head.sock_timeout,
+            )
+        }
+    };
+    let fd: libc::c_int = sock.call_method0("fileno")?.extract()?;
+    let mut ok = read(&sock) == (fd, libc::AF_UNIX, libc::SOCK_DGRAM, -1);
+    sock.call_method1("settimeout", (0.0,))?;
+    ok &= read(&sock).3 == 0;
+    sock.call_method1("settimeout", (1.5,))?;
+    ok &= read(&sock).3 == 1_500_000_000;
+    sock.call_method0("close")?;
+    ok &= read(&sock).0 == -1;
+    Ok(ok)
+}
+
+/// The fd of `sock` (an instance of exactly `socket.socket`) and whether it is non-blocking
+/// (timeout 0); `None` when the layout is not the known one (then call the methods).
+pub(crate) fn socket_fields(sock: &Bound<'_, PyAny>) -> PyResult<Option<(RawFd, bool)>> {
+    let py = sock.py();
+    let ok = *SOCKET_LAYOUT_OK.get_or_try_init(py, || probe_socket_layout(py))?;
+    if !ok {
+        return Ok(None);
+    }
+    // SAFETY: the caller checked that `sock` is exactly `socket.socket`, and the probe
+    // confirmed that such objects start with `SocketHead`.
+    let head = unsafe { &*(sock.as_ptr() as *const SocketHead) };
+    Ok(Some((head.sock_fd, head.sock_timeout == 0)))
 }
 
 /// `recv(fd, n)` into a new bytes object, as `socket.recv` does; `None` when the socket has

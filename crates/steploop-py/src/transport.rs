@@ -17,10 +17,11 @@
 use std::os::fd::RawFd;
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::py::{escapes, imports};
+use crate::py::{dict_names_ok, escapes, imports, method_function, InstanceDict};
 use crate::sock::recv_bytes;
 
 /// The reader of a `_SelectorSocketTransport`'s socket (see the module docs).
@@ -55,6 +56,9 @@ pub(crate) fn native_reader(
         return Ok(None);
     }
     let transport = callback.getattr(intern!(py, "__self__"))?;
+    if !direct_attrs(py)? {
+        return Ok(None);
+    }
     let ty = transport.get_type();
     let ours = crate::transport_write::native_class(py).is_some_and(|c| ty.is(c));
     if !ty.is(imp.socket_transport_type.bind(py)) && !ours {
@@ -72,6 +76,29 @@ pub(crate) fn native_reader(
     }))
 }
 
+/// The transport attributes the native paths read from the instance dict.
+pub(crate) const DICT_NAMES: &[&str] = &[
+    "_read_ready_cb",
+    "_conn_lost",
+    "_protocol",
+    "_eof",
+    "_empty_waiter",
+    "_buffer",
+    "_sock",
+];
+
+static DIRECT_ATTRS: PyOnceLock<bool> = PyOnceLock::new();
+
+/// Whether asyncio's transport keeps [`DICT_NAMES`] as plain instance attributes (checked
+/// once): the native paths are used only then.
+pub(crate) fn direct_attrs(py: Python<'_>) -> PyResult<bool> {
+    DIRECT_ATTRS
+        .get_or_try_init(py, || {
+            dict_names_ok(imports(py)?.socket_transport_type.bind(py), DICT_NAMES)
+        })
+        .copied()
+}
+
 #[pymethods]
 impl TransportReader {
     /// `transport._read_ready()`.
@@ -81,17 +108,15 @@ impl TransportReader {
         };
         let t = transport.bind(py);
         let imp = imports(py)?;
-        let cb = t.getattr(intern!(py, "_read_ready_cb"))?;
-        let plain = cb
-            .getattr(intern!(py, "__func__"))
-            .is_ok_and(|f| f.is(imp.transport_data_received.bind(py)));
-        if !plain {
+        let attrs = InstanceDict::of(t)?;
+        let cb = attrs.get(intern!(py, "_read_ready_cb"))?;
+        if method_function(&cb) != Some(imp.transport_data_received.as_ptr()) {
             // A BufferedProtocol (or a replaced callback): the transport's own path.
             cb.call0()?;
             return Ok(());
         }
         // `_read_ready__data_received`, step by step.
-        if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
+        if attrs.get(intern!(py, "_conn_lost"))?.is_truthy()? {
             return Ok(());
         }
         let max_size: usize = t.getattr(intern!(py, "max_size"))?.extract()?;
@@ -115,7 +140,7 @@ impl TransportReader {
             t.call_method0(intern!(py, "_read_ready__on_eof"))?;
             return Ok(());
         }
-        let protocol = t.getattr(intern!(py, "_protocol"))?;
+        let protocol = attrs.get(intern!(py, "_protocol"))?;
         match protocol.call_method1(intern!(py, "data_received"), (data,)) {
             Ok(_) => Ok(()),
             Err(err) if escapes(py, &err) => Err(err),

@@ -12,6 +12,11 @@
 //! socket buffer and a send error take asyncio's next steps (`_add_writer`, the buffer,
 //! `_maybe_pause_protocol`; `_fatal_error` with asyncio's message) through the
 //! transport's own methods.
+//!
+//! The transport's state is read from its instance dict (`py::InstanceDict`: no type
+//! lookup, checked once to be what `getattr` returns) and the socket's fd and timeout from
+//! the socket object (`sock::socket_fields`, a layout checked once at runtime), so the
+//! common case costs no Python-level attribute lookup or method call.
 
 use std::ffi::{c_char, CStr};
 
@@ -21,8 +26,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice, PyType};
 use pyo3::{ffi, intern};
 
-use crate::py::{escapes, imports};
-use crate::sock::send_bytes;
+use crate::py::{escapes, imports, InstanceDict};
+use crate::sock::{send_bytes, socket_fields};
 
 /// asyncio's `_SelectorSocketTransport.write` (the function), for every call the native
 /// path does not take.
@@ -51,6 +56,10 @@ pub(crate) fn _register_socket_transport(cls: &Bound<'_, PyType>) -> PyResult<()
         return Err(pyo3::exceptions::PyTypeError::new_err(
             "expected a subclass of _SelectorSocketTransport",
         ));
+    }
+    if !crate::transport::direct_attrs(py)? {
+        // asyncio's transport state is not plain instance attributes: keep its write.
+        return Ok(());
     }
     if NATIVE_CLASS.get(py).is_some() {
         return Err(pyo3::exceptions::PyRuntimeError::new_err(
@@ -91,34 +100,38 @@ fn write_bytes(t: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<Outcom
         return Ok(Outcome::Fallback);
     };
     let payload = bytes.as_bytes();
+    let attrs = InstanceDict::of(t)?;
     if payload.is_empty()
-        || t.getattr(intern!(py, "_eof"))?.is_truthy()?
-        || !t.getattr(intern!(py, "_empty_waiter"))?.is_none()
-        || t.getattr(intern!(py, "_conn_lost"))?.is_truthy()?
+        || attrs.get(intern!(py, "_eof"))?.is_truthy()?
+        || !attrs.get(intern!(py, "_empty_waiter"))?.is_none()
+        || attrs.get(intern!(py, "_conn_lost"))?.is_truthy()?
     {
         return Ok(Outcome::Fallback);
     }
-    let buffer = t.getattr(intern!(py, "_buffer"))?;
+    let buffer = attrs.get(intern!(py, "_buffer"))?;
     let Ok(buffer) = buffer.cast_exact::<PyByteArray>() else {
         return Ok(Outcome::Fallback);
     };
     if !buffer.is_empty() {
         return Ok(Outcome::Fallback);
     }
-    let sock = t.getattr(intern!(py, "_sock"))?;
+    let sock = attrs.get(intern!(py, "_sock"))?;
     let imp = imports(py)?;
     if !sock.get_type().is(imp.socket_type.bind(py)) {
         return Ok(Outcome::Fallback);
     }
     // `socket.send` on a socket with a timeout waits for room first: asyncio's path.
-    if !sock
-        .call_method0(intern!(py, "gettimeout"))?
-        .extract::<f64>()
-        .is_ok_and(|t| t == 0.0)
-    {
-        return Ok(Outcome::Fallback);
-    }
-    let fd: i32 = sock.call_method0(intern!(py, "fileno"))?.extract()?;
+    let fd = match socket_fields(&sock)? {
+        Some((fd, true)) => fd,
+        Some((_, false)) => return Ok(Outcome::Fallback),
+        None => {
+            let timeout = sock.call_method0(intern!(py, "gettimeout"))?;
+            if !timeout.extract::<f64>().is_ok_and(|t| t == 0.0) {
+                return Ok(Outcome::Fallback);
+            }
+            sock.call_method0(intern!(py, "fileno"))?.extract()?
+        }
+    };
     // `n = self._sock.send(data)`.
     let sent = send_bytes(py, fd, payload);
     let sent = match sent {
