@@ -151,6 +151,132 @@ def test_sock_sendall_mixed_kinds_keep_order(
     assert run(loop, main()) == expected
 
 
+def _nb_pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
+
+
+def _pair_reusing(fd: int, keep: list[socket.socket]) -> tuple[socket.socket, socket.socket]:
+    """A new non-blocking pair one end of which (returned second) has the number ``fd``."""
+    for _ in range(64):
+        c, d = _nb_pair()
+        if fd in (c.fileno(), d.fileno()):
+            return (c, d) if d.fileno() == fd else (d, c)
+        keep += [c, d]
+    raise AssertionError(f"fd number {fd} was not reused")
+
+
+async def _wait_recv(loop: asyncio.AbstractEventLoop, peer: socket.socket, sock: socket.socket,
+                     data: bytes) -> bytes:  # fmt: skip
+    """sock_recv on ``sock`` that has to wait: ``data`` is sent once the wait began."""
+    task = asyncio.ensure_future(loop.sock_recv(sock, 100))
+    await asyncio.sleep(0)  # the task's first step: nothing to read yet, it waits
+    assert not task.done()
+    peer.send(data)
+    return await asyncio.wait_for(task, 30)
+
+
+def test_sock_recv_waits_back_to_back(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # Waits, partial reads that leave data behind, then waits again (steploop keeps the
+    # socket's registration between waits).
+    a, b = pair
+
+    async def main() -> list[bytes]:
+        got = [await _wait_recv(loop, a, b, b"one")]
+        a.send(b"abcdef")
+        got += [await loop.sock_recv(b, 3), await loop.sock_recv(b, 3)]
+        got += [await _wait_recv(loop, a, b, b"two"), await _wait_recv(loop, a, b, b"three")]
+        return got
+
+    assert run(loop, main()) == [b"one", b"abc", b"def", b"two", b"three"]
+
+
+def test_sock_recv_on_a_new_socket_with_a_reused_fd_number(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    keep: list[socket.socket] = []
+
+    async def main() -> bytes:
+        a, b = _nb_pair()
+        assert await _wait_recv(loop, a, b, b"old") == b"old"
+        fd = b.fileno()
+        a.close()
+        b.close()
+        c, d = _pair_reusing(fd, keep)
+        try:
+            return await _wait_recv(loop, c, d, b"new")
+        finally:
+            c.close()
+            d.close()
+
+    try:
+        assert run(loop, main()) == b"new"
+    finally:
+        for s in keep:
+            s.close()
+
+
+def test_sock_recv_after_a_dup_kept_the_old_socket_alive(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # The old socket's file lives on in a dup after its fd is closed; data sent to it must
+    # not wake the new socket that got the same fd number.
+    keep: list[socket.socket] = []
+
+    async def main() -> tuple[bytes, bytes]:
+        a, b = _nb_pair()
+        assert await _wait_recv(loop, a, b, b"old") == b"old"
+        dup = b.dup()
+        fd = b.fileno()
+        b.close()
+        c, d = _pair_reusing(fd, keep)
+        try:
+            waiter = asyncio.ensure_future(loop.sock_recv(d, 100))
+            await asyncio.sleep(0)
+            a.send(b"to the dup")
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not waiter.done()
+            c.send(b"new")
+            new = await asyncio.wait_for(waiter, 30)
+            return new, dup.recv(100)
+        finally:
+            for s in (a, dup, c, d):
+                s.close()
+
+    try:
+        assert run(loop, main()) == (b"new", b"to the dup")
+    finally:
+        for s in keep:
+            s.close()
+
+
+def test_add_reader_after_sock_recv_sees_pending_data(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+
+    async def main() -> bytes:
+        assert await _wait_recv(loop, a, b, b"first") == b"first"
+        a.send(b"pending")
+        for _ in range(3):
+            await asyncio.sleep(0)  # iterations that poll while nothing watches b
+        ready: asyncio.Future[bytes] = loop.create_future()
+
+        def on_readable() -> None:
+            loop.remove_reader(b)
+            ready.set_result(b.recv(100))
+
+        loop.add_reader(b, on_readable)
+        return await asyncio.wait_for(ready, 30)
+
+    assert run(loop, main()) == b"pending"
+
+
 def test_sock_recv_returns_empty_at_eof(
     loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
 ) -> None:

@@ -192,7 +192,7 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
             return data
         fut = self.create_future()
         self._ensure_fd_no_transport(fd)  # type: ignore[attr-defined]
-        handle = self._sock_recv_native(fd, fut, n)
+        handle = self._sock_recv_native(fd, fut, n, sock)
         try:
             return await fut  # type: ignore[no-any-return]
         finally:

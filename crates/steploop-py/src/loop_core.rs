@@ -9,7 +9,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyTuple, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
 
 use steploop::{Clock, Core, TieBreak};
@@ -18,7 +18,7 @@ use crate::asyncgen_hooks;
 use crate::context::SharedContexts;
 use crate::error::EngineError;
 use crate::handle::{Handle, HandleRef, NewHandle};
-use crate::py::{imports, thread_ident};
+use crate::py::{imports, thread_ident, GilCell};
 use crate::report::StepReport;
 use crate::runner::PyRunner;
 use crate::sock::SockRecv;
@@ -50,6 +50,10 @@ pub struct LoopCore {
     /// The loop's bound `_asyncgen_firstiter_hook` and `_asyncgen_finalizer_hook`, made on
     /// the first run and reused by every entry.
     hooks: parking_lot::Mutex<Option<(Py<PyAny>, Py<PyAny>)>>,
+    /// For each fd a `sock_recv` waited on: a weak reference to its socket. The next wait of
+    /// the same socket object on that fd reuses the edge registration (no syscall; see
+    /// `Core::set_reader_edge`); another socket with the same fd number registers again.
+    edge_owners: GilCell<std::collections::HashMap<RawFd, Py<PyAny>>>,
 }
 
 impl std::fmt::Debug for LoopCore {
@@ -393,7 +397,7 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         match callback {
-            Some((cb, args)) => Self::add_watcher(slf, fd, write, false, cb, args),
+            Some((cb, args)) => Self::add_watcher(slf, fd, write, None, cb, args),
             None => {
                 let no = || Ok(false.into_pyobject(py)?.to_owned().into_any().unbind());
                 if this.closed.load(Ordering::Relaxed) {
@@ -412,7 +416,7 @@ impl LoopCore {
         slf: &Bound<'_, LoopCore>,
         fd: &Bound<'_, PyAny>,
         write: bool,
-        oneshot: bool,
+        edge: Option<bool>,
         cb: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<Py<PyAny>> {
@@ -423,8 +427,8 @@ impl LoopCore {
         let fd = fd_of(fd)?.ok_or_else(too_big_fd)?;
         let handle = Self::new_handle(slf, cb, args, None, None)?;
         let h = HandleRef(handle.clone_ref(py));
-        let old = if oneshot && !write {
-            this.core.set_reader_oneshot(fd, h)
+        let old = if let (Some(reuse), false) = (edge, write) {
+            this.core.set_reader_edge(fd, h, reuse)
         } else {
             this.core.set_watcher(fd, write, Some(h))
         }
@@ -486,6 +490,7 @@ impl LoopCore {
             hooks: parking_lot::Mutex::new(None),
             origin_tracking: AtomicBool::new(false),
             contexts: SharedContexts::default(),
+            edge_owners: GilCell::new(std::collections::HashMap::new()),
         })
     }
 
@@ -1043,22 +1048,43 @@ impl LoopCore {
         crate::sock::send_bytes(py, fd, data.as_bytes())
     }
 
-    /// `sock_recv`'s wait: a reader on `fd` that reads `n` bytes into `fut` natively and
-    /// removes itself (see sock.rs), registered one-shot (`Core::set_reader_oneshot`: one
-    /// `epoll_ctl` per wait instead of an add and a remove). Returns the reader's handle.
+    /// `sock_recv`'s wait, right after a read of `sock` found nothing: a reader on `fd` that
+    /// reads `n` bytes into `fut` natively and removes itself (see sock.rs), on an
+    /// edge-triggered registration that stays for the socket's next wait
+    /// (`Core::set_reader_edge`: no `epoll_ctl` per wait once registered). Returns the
+    /// reader's handle.
     fn _sock_recv_native(
         slf: &Bound<'_, LoopCore>,
         fd: &Bound<'_, PyAny>,
         fut: &Bound<'_, PyAny>,
         n: usize,
+        sock: &Bound<'_, PyAny>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let raw = fd_of(fd)?.ok_or_else(too_big_fd)?;
+        // The registration on `raw` is this socket's if the last wait on it was this same
+        // socket object (alive, so its fd was not closed and reused meanwhile).
+        let reuse = slf.get().edge_owners.get(py).get(&raw).is_some_and(|w| {
+            // SAFETY: GIL held; `w` is a weak reference we made; the result is borrowed.
+            unsafe { pyo3::ffi::PyWeakref_GetObject(w.as_ptr()) == sock.as_ptr() }
+        });
+        if !reuse {
+            let weak = PyWeakrefReference::new(sock)?.into_any().unbind();
+            let old = slf.get().edge_owners.get(py).insert(raw, weak);
+            drop(old); // a weak reference without a callback: no Python code runs
+        }
         let reader = Bound::new(
             py,
             SockRecv::new(raw, n, fut.clone().unbind(), slf.clone().unbind()),
         )?;
-        Self::add_watcher(slf, fd, false, true, reader.as_any(), &PyTuple::empty(py))
+        Self::add_watcher(
+            slf,
+            fd,
+            false,
+            Some(reuse),
+            reader.as_any(),
+            &PyTuple::empty(py),
+        )
     }
 
     /// Before a full garbage collection: track the queued handles that something besides
@@ -1098,6 +1124,8 @@ impl LoopCore {
         // Dropped with no engine lock held: finalizers may call into the loop.
         drop(garbage);
         self.contexts.clear(py);
+        let owners = std::mem::take(self.edge_owners.get(py));
+        drop(owners);
         // The epoll fd and the eventfd go now, as asyncio closes its selector and self-pipe.
         self.core.close_reactor();
     }

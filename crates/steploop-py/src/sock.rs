@@ -114,7 +114,9 @@ pub(crate) fn socket_fields(sock: &Bound<'_, PyAny>) -> PyResult<Option<(RawFd, 
 }
 
 /// `recv(fd, n)` into a new bytes object, as `socket.recv` does; `None` when the socket has
-/// nothing yet (`EAGAIN`, or `EINTR`: asyncio tries again at the next readiness).
+/// nothing yet (`EAGAIN`). `EINTR` runs the signal handlers and tries again, as
+/// `socket.recv` does: so `None` always means the socket was drained, which the
+/// edge-triggered `sock_recv` wait relies on.
 pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> PyResult<Option<Py<PyAny>>> {
     let len = ffi::Py_ssize_t::try_from(n)
         .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("buffer size too large"))?;
@@ -131,15 +133,23 @@ pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> PyResult<Option
             return Err(PyErr::fetch(py));
         }
         let buf = ffi::PyBytes_AsString(obj);
-        let got = libc::recv(fd, buf.cast(), n, 0);
-        if got < 0 {
+        let got = loop {
+            let got = libc::recv(fd, buf.cast(), n, 0);
+            if got >= 0 {
+                break got;
+            }
             let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted && ffi::PyErr_CheckSignals() == 0 {
+                continue; // as socket.recv does (PEP 475)
+            }
             ffi::Py_DECREF(obj);
             return match err.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                io::ErrorKind::WouldBlock => Ok(None),
+                // A signal handler raised.
+                io::ErrorKind::Interrupted => Err(PyErr::fetch(py)),
                 _ => Err(os_error(err)),
             };
-        }
+        };
         if got != len && _PyBytes_Resize(&mut obj, got) < 0 {
             return Err(PyErr::fetch(py));
         }
@@ -182,15 +192,17 @@ impl SockRecv {
             return Ok(());
         }
         let res = match recv_bytes(py, self.fd, self.n) {
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(()), // drained (an old edge report): wait for new data
             Ok(Some(data)) => Ok(data),
+            // From a signal handler: out of the loop, as from asyncio's `_sock_recv`.
+            Err(e) if crate::py::escapes(py, &e) => return Err(e),
             Err(e) => Err(e),
         };
         LoopCore::remove_watcher_fd(self.lp.bind(py), self.fd, false)?;
         match res {
             Ok(data) => fut.call_method1(intern!(py, "set_result"), (data,))?,
-            // `recv_bytes` fails only with OSError (or MemoryError): no SystemExit or
-            // KeyboardInterrupt to let through, as asyncio's `_sock_recv` does.
+            // OSError, MemoryError, or what a signal handler raised (as asyncio's
+            // `_sock_recv` sets it on the future).
             Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.value(py),))?,
         };
         Ok(())

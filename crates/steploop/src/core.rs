@@ -1216,6 +1216,24 @@ impl<C: Callback> Core<C> {
     /// ```
     pub fn set_watcher(&self, fd: RawFd, write: bool, cb: Option<C>) -> Result<Option<C>> {
         let mut q = lock(&self.q);
+        if q.io.edge(fd).is_some() {
+            if !write && cb.is_none() {
+                // An edge reader goes: the registration stays for the next one (it reports
+                // only new data, so nothing spins meanwhile).
+                return Ok(q.io.set(fd, false, None));
+            }
+            // Another watcher: back to one level-triggered registration (`MOD` makes the
+            // kernel look at the fd's readiness again, so nothing pending is missed).
+            q.io.set_edge(fd, None);
+            let mut new = q.io.interest(fd);
+            if write {
+                new.1 = cb.is_some();
+            } else {
+                new.0 = cb.is_some();
+            }
+            self.reactor.reset_interest(fd, new)?;
+            return Ok(q.io.set(fd, write, cb));
+        }
         if let Some(armed) = q.io.oneshot(fd) {
             q.io.set_oneshot(fd, None);
             if !write && cb.is_none() && !armed {
@@ -2222,6 +2240,85 @@ impl<C: Callback> Core<C> {
         Ok(q.io.set(fd, false, Some(cb)))
     }
 
+    /// Sets `fd`'s reader on an edge-triggered registration (`EPOLLET`) that outlives its
+    /// readers: for waits that start right after a read found nothing (`sock_recv`). While
+    /// the fd has no other watcher, the registration stays when the reader goes, and the next
+    /// `set_reader_edge` with `reuse` costs no syscall at all (a level-triggered reader costs
+    /// an add and a remove per wait, a one-shot one a re-arm).
+    ///
+    /// The caller promises two things: the fd would block when this is called (it has just
+    /// seen `EAGAIN`), so any data from now on is reported; and its reader copes with a
+    /// report that finds nothing (a report queued before the promise). `reuse` is the
+    /// caller's word that `fd` still names the file it named when it last set an edge reader
+    /// on it; without it the registration is made again (one `epoll_ctl`). Events of a
+    /// registration a closed fd left behind in the kernel (a `dup` kept it alive, and the fd
+    /// number was reused) carry an old tag and are dropped. With a writer or a
+    /// level-triggered reader on the fd, this is [`Core::set_watcher`]. Returns the previous
+    /// reader.
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # #[derive(Default)]
+    /// # struct Log(Vec<&'static str>);
+    /// # impl Runner<Job> for Log {
+    /// #     type Error = std::io::Error;
+    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    /// #         self.0.push(cb.0);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    /// #         Err(e)
+    /// #     }
+    /// # }
+    /// let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// let (mut a, mut b) = UnixStream::pair()?;
+    /// let fd = a.as_raw_fd();
+    /// core.set_reader_edge(fd, job("first"), false)?; // registered: one syscall
+    /// b.write_all(b"x")?;
+    /// let mut log = Log::default();
+    /// core.run_once(None, &mut log)?;
+    /// a.read_exact(&mut [0])?;
+    /// core.set_watcher(fd, false, None)?; // the reader goes, the registration stays
+    /// core.set_reader_edge(fd, job("second"), true)?; // no syscall
+    /// b.write_all(b"y")?;
+    /// core.run_once(None, &mut log)?;
+    /// assert_eq!(log.0, ["first", "second"]);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn set_reader_edge(&self, fd: RawFd, cb: C, reuse: bool) -> Result<Option<C>> {
+        let mut q = lock(&self.q);
+        let (reading, writing) = q.io.interest(fd);
+        let edge = q.io.edge(fd);
+        if writing || (reading && edge.is_none() && q.io.oneshot(fd).is_none()) {
+            drop(q);
+            return self.set_watcher(fd, false, Some(cb));
+        }
+        if !(reuse && edge.is_some()) {
+            let registered =
+                edge.is_some() || reading || q.io.is_parked(fd) || q.io.oneshot(fd).is_some();
+            let tag = q.io.next_tag();
+            self.reactor.arm_edge(fd, tag, registered)?;
+            q.io.set_oneshot(fd, None);
+            q.io.park(fd, false);
+            q.io.set_edge(fd, Some(tag));
+        }
+        Ok(q.io.set(fd, false, Some(cb)))
+    }
+
     /// Before a poll: re-arms the one-shot readers that fired and are still installed.
     fn rearm_fired(&self, q: &mut Queues<C>) {
         for fd in q.io.take_fired() {
@@ -2246,6 +2343,9 @@ impl<C: Callback> Core<C> {
             let q = &mut *q;
             let (io, ready) = (&mut q.io, &mut q.ready);
             for ev in events.iter() {
+                if !io.is_current(ev.fd, ev.tag) {
+                    continue; // a registration a closed fd left behind
+                }
                 io.note_event(ev.fd);
                 let Some(w) = io.get(ev.fd) else { continue };
                 for (hit, slot, write) in [(ev.read, &w.reader, false), (ev.write, &w.writer, true)]

@@ -41,7 +41,10 @@ pub const WAKER_TOKEN: Token = Token(usize::MAX);
 /// let mut out = Vec::new();
 /// reactor.wait(Some(std::time::Duration::ZERO), &mut out)?;
 /// // Nothing to read yet, but the socket buffer has room.
-/// assert_eq!(out, [steploop::Readiness { fd: a.as_raw_fd(), read: false, write: true }]);
+/// assert_eq!(
+///     out,
+///     [steploop::Readiness { fd: a.as_raw_fd(), read: false, write: true, tag: 0 }]
+/// );
 /// # Ok::<(), steploop::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,10 @@ pub struct Readiness {
     pub read: bool,
     /// `EVENT_WRITE` (any epoll bit other than `EPOLLIN`).
     pub write: bool,
+    /// The registration's tag: 0 for level-triggered and one-shot registrations, the
+    /// generation given to [`Reactor::arm_edge`] for edge-triggered ones (so that events of
+    /// a registration left behind by a closed fd can be told apart).
+    pub tag: u32,
 }
 
 /// The poller. `poll` is called by the loop thread only; `waker` from any thread.
@@ -392,6 +399,58 @@ impl Reactor {
         res.map_err(Error::Io)
     }
 
+    /// Registers `fd` edge-triggered for reading (`EPOLLIN | EPOLLET`), its events tagged
+    /// with `tag` ([`Readiness::tag`]): one report per arrival of data, none while data
+    /// just sits there, so the registration can stay when its reader goes (nothing spins)
+    /// and serve the next reader without a syscall. The caller must have seen `fd` would
+    /// block, or its reader must cope with a report that finds nothing. `registered` says
+    /// whether a registration is believed to exist (`MOD` first, else `ADD` first; either
+    /// way the other is tried).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # use std::os::fd::AsRawFd;
+    /// # use std::os::unix::net::UnixStream;
+    /// # use steploop::Reactor;
+    /// let reactor = Reactor::new()?;
+    /// let (mut a, mut b) = UnixStream::pair()?;
+    /// reactor.arm_edge(a.as_raw_fd(), 7, false)?;
+    /// b.write_all(b"x")?;
+    /// let mut out = Vec::new();
+    /// reactor.begin_wait();
+    /// assert_eq!(reactor.wait(None, &mut out)?, 1);
+    /// assert_eq!(out[0].tag, 7);
+    /// // Still readable, but no new data: no second report.
+    /// reactor.begin_wait();
+    /// assert_eq!(reactor.wait(Some(std::time::Duration::ZERO), &mut out)?, 0);
+    /// a.read_exact(&mut [0])?;
+    /// b.write_all(b"y")?; // new data: a new report
+    /// reactor.begin_wait();
+    /// assert_eq!(reactor.wait(Some(std::time::Duration::ZERO), &mut out)?, 1);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn arm_edge(&self, fd: RawFd, tag: u32, registered: bool) -> Result<()> {
+        if fd < 0 {
+            return Err(Error::InvalidFd(fd));
+        }
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let mask = libc::EPOLLIN as u32 | libc::EPOLLET as u32;
+        let (first, then, fallback_on) = if registered {
+            (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD, libc::ENOENT)
+        } else {
+            (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD, libc::EEXIST)
+        };
+        let res = match sys::epoll_ctl_tagged(self.epfd, first, fd, mask, tag) {
+            Err(e) if e.raw_os_error() == Some(fallback_on) => {
+                sys::epoll_ctl_tagged(self.epfd, then, fd, mask, tag)
+            }
+            r => r,
+        };
+        res.map_err(Error::Io)
+    }
+
     /// Re-arms a one-shot registration made by [`Reactor::arm_oneshot`] that has fired.
     pub fn rearm_oneshot(&self, fd: RawFd) -> Result<()> {
         self.arm_oneshot(fd, true)
@@ -472,10 +531,12 @@ impl Reactor {
                 continue;
             }
             let hup = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
+            let data = ev.token().0 as u64;
             out.push(Readiness {
-                fd: ev.token().0 as RawFd,
+                fd: (data & 0xffff_ffff) as u32 as RawFd,
                 read: ev.is_readable() || ev.is_priority() || hup,
                 write: ev.is_writable() || hup,
+                tag: (data >> 32) as u32,
             });
             n += 1;
         }
@@ -605,6 +666,11 @@ pub struct IoTable<C> {
     parked: HashSet<RawFd>,
     /// One-shot readers that fired since the last poll (re-armed if still installed).
     fired: Vec<RawFd>,
+    /// fds with an edge-triggered registration (`Core::set_reader_edge`), with or without a
+    /// reader, and the tag of that registration.
+    edge: HashMap<RawFd, u32>,
+    /// The last tag given to an edge registration.
+    last_tag: u32,
 }
 
 impl<C> Default for IoTable<C> {
@@ -614,6 +680,8 @@ impl<C> Default for IoTable<C> {
             oneshot: HashMap::new(),
             parked: HashSet::new(),
             fired: Vec::new(),
+            edge: HashMap::new(),
+            last_tag: 0,
         }
     }
 }
@@ -726,6 +794,7 @@ impl<C> IoTable<C> {
         self.oneshot.clear();
         self.parked.clear();
         self.fired.clear();
+        self.edge.clear();
         self.map.drain().collect()
     }
 
@@ -778,5 +847,39 @@ impl<C> IoTable<C> {
 
     pub(crate) fn has_fired(&self) -> bool {
         !self.fired.is_empty()
+    }
+
+    /// The tag of `fd`'s edge-triggered registration, if it has one.
+    pub(crate) fn edge(&self, fd: RawFd) -> Option<u32> {
+        if self.edge.is_empty() {
+            return None;
+        }
+        self.edge.get(&fd).copied()
+    }
+
+    /// Records (`Some`) or forgets (`None`) `fd`'s edge-triggered registration.
+    pub(crate) fn set_edge(&mut self, fd: RawFd, tag: Option<u32>) {
+        match tag {
+            Some(t) => {
+                self.edge.insert(fd, t);
+            }
+            None => {
+                if !self.edge.is_empty() {
+                    self.edge.remove(&fd);
+                }
+            }
+        }
+    }
+
+    /// A new tag for an edge registration (never 0, the tag of the others).
+    pub(crate) fn next_tag(&mut self) -> u32 {
+        self.last_tag = self.last_tag.wrapping_add(1).max(1);
+        self.last_tag
+    }
+
+    /// Whether an event with `tag` comes from `fd`'s current registration (and not from one
+    /// a closed fd left behind in the kernel, whose number was reused).
+    pub(crate) fn is_current(&self, fd: RawFd, tag: u32) -> bool {
+        self.edge(fd).unwrap_or(0) == tag
     }
 }

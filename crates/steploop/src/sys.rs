@@ -48,9 +48,21 @@ pub(crate) fn monotonic_resolution() -> f64 {
 /// Registers, changes or removes `fd` in the epoll set `epfd`, level-triggered (as
 /// `selectors.EpollSelector` does), with the fd itself as the event's token.
 pub(crate) fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32) -> io::Result<()> {
+    epoll_ctl_tagged(epfd, op, fd, events, 0)
+}
+
+/// `epoll_ctl` whose event data is the fd in the low 32 bits and `tag` in the high ones
+/// (edge registrations carry their generation there; see `Reactor::arm_edge`).
+pub(crate) fn epoll_ctl_tagged(
+    epfd: i32,
+    op: i32,
+    fd: i32,
+    events: u32,
+    tag: u32,
+) -> io::Result<()> {
     let mut ev = libc::epoll_event {
         events,
-        u64: fd as u64,
+        u64: (fd as u32 as u64) | ((tag as u64) << 32),
     };
     syscall!(epoll_ctl(epfd, op, fd, &mut ev)).map(|_| ())
 }
