@@ -96,7 +96,13 @@ unsafe fn dispatch(
             )));
         };
         let callback = Bound::from_borrowed_ptr(py, callback);
-        let rest = PyTuple::new(py, rest.iter().map(|&p| Bound::from_borrowed_ptr(py, p)))?;
+        // No extra arguments (the common case, and every task step): the empty tuple, with
+        // no iterator to drive.
+        let rest = if rest.is_empty() {
+            PyTuple::empty(py)
+        } else {
+            PyTuple::new(py, rest.iter().map(|&p| Bound::from_borrowed_ptr(py, p)))?
+        };
         let slf = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>();
         let handle = match method {
             Method::CallSoon => LoopCore::call_soon(&slf, &callback, &rest, context),

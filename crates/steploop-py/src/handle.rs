@@ -25,20 +25,30 @@ pub(crate) struct Refs {
     shared_context: bool,
 }
 
+/// Releases `obj` at once.
+///
+/// # Safety
+/// The GIL is held.
+#[inline(always)]
+unsafe fn release<T>(obj: Option<Py<T>>) {
+    if let Some(obj) = obj {
+        // SAFETY: the GIL is held (see `# Safety`); we own the reference.
+        unsafe { ffi::Py_DECREF(obj.into_ptr()) };
+    }
+}
+
 impl Drop for Refs {
     fn drop(&mut self) {
-        let objs = [
-            self.callback.take(),
-            self.args.take().map(Py::into_any),
-            self.context.take(),
-            self.source_traceback.take(),
-        ];
-        for obj in objs.into_iter().flatten() {
-            // SAFETY: `Refs` lives only inside a `Handle`, which is dropped by its `tp_dealloc`
-            // or cleared by `tp_clear`, both called by the interpreter with the GIL held; so
-            // the reference can be released now instead of going through pyo3's deferred
-            // pool (which checks a thread-local on every drop).
-            unsafe { ffi::Py_DECREF(obj.into_ptr()) };
+        // SAFETY: `Refs` lives only inside a `Handle`, which is dropped by its `tp_dealloc` or
+        // cleared by `tp_clear`, both called by the interpreter with the GIL held; so the
+        // references can be released now instead of going through pyo3's deferred pool
+        // (which checks a thread-local on every drop). One after the other, straight-line:
+        // this runs once per callback.
+        unsafe {
+            release(self.callback.take());
+            release(self.args.take());
+            release(self.context.take());
+            release(self.source_traceback.take());
         }
     }
 }

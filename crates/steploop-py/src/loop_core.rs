@@ -204,6 +204,7 @@ impl LoopCore {
     }
 
     /// Validation shared by the scheduling methods, in asyncio's order.
+    #[inline]
     fn precheck(&self, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
         self.check_closed()?;
         if self.debug() {

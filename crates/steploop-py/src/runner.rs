@@ -73,6 +73,8 @@ impl PyRunner<'_> {
 
 impl steploop::Runner<HandleRef> for PyRunner<'_> {
     type Error = PyErr;
+    /// Cross-thread callbacks go straight into the ready queue (`call_soon_threadsafe`).
+    const AFTER_POLL_QUEUES: bool = false;
 
     #[inline]
     fn run(&mut self, cb: &HandleRef) -> PyResult<()> {

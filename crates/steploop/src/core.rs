@@ -429,6 +429,45 @@ pub trait Runner<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     fn after_poll(&mut self) {}
+    /// Whether [`Runner::after_poll`] may add callbacks to the ready queue (it may, by
+    /// default). A runner whose `after_poll` never does lets an iteration that does not poll
+    /// (callbacks ready, no timer, no fd watched) take its batch in its first critical
+    /// section, instead of locking the queues a second time for it.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # fn job(name: &'static str) -> Job {
+    /// #     Job(name, Rc::new(Cell::new(false)))
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// /// Has nothing to move into the ready queue after a poll.
+    /// struct Plain(Vec<&'static str>);
+    /// impl Runner<Job> for Plain {
+    ///     type Error = std::io::Error;
+    ///     const AFTER_POLL_QUEUES: bool = false;
+    ///     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
+    ///         self.0.push(cb.0);
+    ///         Ok(())
+    ///     }
+    ///     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    ///         Err(e)
+    ///     }
+    /// }
+    /// core.push_ready(job("a"));
+    /// let mut r = Plain(Vec::new());
+    /// core.run_once(None, &mut r)?;
+    /// assert_eq!(r.0, ["a"]);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    const AFTER_POLL_QUEUES: bool = true;
     /// Whether each callback is timed (for `ran`, slow-callback reports and
     /// `Stats::max_callback_time`); untimed iterations read the clock twice in all.
     ///
@@ -582,8 +621,20 @@ struct Queues<C> {
     stats: StatsState,
     /// Reused buffer for poll results (taken out for the poll).
     events: Vec<Readiness>,
-    /// An empty ready buffer: step 5 swaps it with `ready` to take its batch.
-    spare: VecDeque<C>,
+    /// An empty ready buffer: step 5 swaps it with `ready` to take its batch, and puts it
+    /// back empty. `None` while an iteration holds it (a nested iteration, run from one of
+    /// its callbacks, starts a buffer of its own).
+    spare: Option<VecDeque<C>>,
+}
+
+impl<C> Queues<C> {
+    /// Takes the ready queue out as the batch step 5 runs; the spare buffer takes new work.
+    /// No allocation once the two buffers exist.
+    #[inline]
+    fn take_batch(&mut self) -> VecDeque<C> {
+        let spare = self.spare.take().unwrap_or_default();
+        std::mem::replace(&mut self.ready, spare)
+    }
 }
 
 /// The engine state of one loop: ready queue, timers, fd table, reactor, clock, statistics.
@@ -658,6 +709,42 @@ enum Start {
     Stale(f64),
 }
 
+/// What step 1 of an iteration found, for the steps after it.
+#[derive(Clone, Copy, Debug)]
+struct First {
+    /// The earliest pending timer's deadline (cancelled heads dropped).
+    deadline: Option<f64>,
+    /// Callbacks are ready.
+    has_work: bool,
+    /// No fd is watched.
+    nothing_watched: bool,
+}
+
+/// An iteration's start time, as it may be brought up to date before a poll or timers need it.
+#[derive(Debug)]
+struct Span {
+    /// When the iteration started, as far as it knows.
+    step_start: f64,
+    /// `step_start` is the last clock read, earlier than now by callbacks run since (see
+    /// `Core::clock_stale`).
+    stale: bool,
+    /// Busy time found by a refresh: the callbacks run before this iteration since the last
+    /// clock read, added to this iteration's run time.
+    carried: f64,
+}
+
+impl Span {
+    /// Reads the clock if `step_start` is stale.
+    fn refresh<C: Callback>(&mut self, core: &Core<C>) {
+        if self.stale {
+            let now = core.time();
+            self.carried += now - self.step_start;
+            self.step_start = now;
+            self.stale = false;
+        }
+    }
+}
+
 impl<C: Callback> Core<C> {
     /// A core on `clock`, with equal deadlines ordered by `tie`.
     ///
@@ -700,7 +787,7 @@ impl<C: Callback> Core<C> {
                 io: IoTable::default(),
                 stats: StatsState::default(),
                 events: Vec::with_capacity(64),
-                spare: VecDeque::with_capacity(64),
+                spare: Some(VecDeque::with_capacity(64)),
             }),
             reactor: Reactor::new()?,
             stopping: AtomicBool::new(false),
@@ -1926,150 +2013,58 @@ impl<C: Callback> Core<C> {
         runner: &mut R,
     ) -> std::result::Result<Step, R::Error> {
         let mut step = Step::default();
-        let (mut step_start, continuing, mut stale) = match start {
+        let (step_start, continuing, stale) = match start {
             Start::Known { at, continuing } => (at, continuing, false),
             Start::Stale(at) => (at, true, true),
         };
-        // The iteration's wall time starts where the unaccounted span began; busy time read
-        // at a refresh (below) is added to this iteration's run time.
+        // The iteration's wall time starts where the unaccounted span began.
         let wall_start = step_start;
-        let mut carried = 0.0;
-        let mut refresh = |step_start: &mut f64, stale: &mut bool| {
-            if *stale {
-                let now = self.time();
-                carried += now - *step_start;
-                *step_start = now;
-                *stale = false;
-            }
+        let mut span = Span {
+            step_start,
+            stale,
+            carried: 0.0,
         };
 
         // 1. Drop cancelled timers (dropped after the lock is released), and look at what
-        // is ready, in one critical section.
-        let mut garbage = Vec::new();
-        let (first_deadline, mut has_work, nothing_watched) = {
+        // is ready, in one critical section. When callbacks are ready and there is no timer,
+        // no fd watched, no wake-up pending and nothing `after_poll` could add, steps 2 to 4
+        // have nothing to do (the timeout is 0, the poll is skipped, no timer comes due): the
+        // batch is taken here, in the same critical section.
+        let mut garbage: Option<Vec<C>> = None;
+        let mut early_batch: Option<VecDeque<C>> = None;
+        let first = {
             let mut q = lock(&self.q);
-            q.timers.drop_cancelled(&mut garbage);
-            (
-                q.timers.first_deadline(),
-                !q.ready.is_empty(),
-                q.io.is_empty(),
-            )
+            if !q.timers.is_empty() {
+                let mut dropped = Vec::new();
+                q.timers.drop_cancelled(&mut dropped);
+                garbage = Some(dropped);
+            }
+            let first = First {
+                deadline: q.timers.first_deadline(),
+                has_work: !q.ready.is_empty(),
+                nothing_watched: q.io.is_empty(),
+            };
+            if !R::AFTER_POLL_QUEUES
+                && first.has_work
+                && first.deadline.is_none()
+                && first.nothing_watched
+                && !self.reactor.wake_pending()
+            {
+                early_batch = Some(q.take_batch());
+            }
+            first
         };
         drop(garbage);
-        has_work = has_work || self.is_stopping() || runner.has_pending();
-        if first_deadline.is_some() {
-            refresh(&mut step_start, &mut stale);
-        }
-
-        // 2. The poll timeout. Only a wait that may block is published (`begin_wait`), and
-        // the queues are checked again after it: a thread that pushed before the mark is
-        // seen by that check, one that pushes after it sees the mark and wakes us.
-        let mut published = false;
-        if !has_work && max_wait != Some(Duration::ZERO) {
-            self.reactor.begin_wait();
-            published = true;
-            has_work = self.ready_len() > 0 || self.is_stopping() || runner.has_pending();
-        }
-        let mut timeout: Option<f64> = if has_work {
-            Some(0.0)
-        } else if let Some(when) = first_deadline {
-            if self.clock.is_virtual() {
-                // Virtual time does not pass while we wait: with autojump, look for I/O
-                // without blocking and jump after; without it, only I/O or a wake ends the wait.
-                if self.clock.autojump() {
-                    Some(0.0)
-                } else {
-                    None
-                }
-            } else {
-                Some(clamp_timeout(when - step_start))
+        let (mut batch, polled_at, polls) = match early_batch {
+            Some(batch) => {
+                // What steps 2 and 3 do when they skip the poll.
+                runner.after_poll();
+                (batch, span.step_start, false)
             }
-        } else {
-            None
+            None => self.poll_and_collect(first, max_wait, runner, &mut step, &mut span)?,
         };
-        if let Some(cap) = max_wait {
-            let cap = cap.as_secs_f64();
-            timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
-        }
-
-        // 3. Poll. A zero timeout does not give up the GIL (nothing can block), and with no
-        // fd watched it makes no syscall at all: the poll could only report a wake-up, and
-        // whatever woke us is already in the ready queue.
-        let zero = timeout == Some(0.0);
-        let polls = !(zero && nothing_watched && !self.reactor.wake_pending());
-        if polls {
-            refresh(&mut step_start, &mut stale);
-        }
-        let mut polled_at = step_start;
-        if !polls {
-            if published {
-                self.reactor.cancel_wait();
-            }
-            runner.after_poll();
-        } else {
-            // A huge `max_wait` (e.g. `Duration::MAX`) does not fit back into a `Duration`
-            // after the round trip through `f64`: saturate instead of panicking.
-            let wait = timeout.map(|t| Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX));
-            let mut events = {
-                let mut q = lock(&self.q);
-                if q.io.has_fired() {
-                    self.rearm_fired(&mut q);
-                }
-                std::mem::take(&mut q.events)
-            };
-            let reactor = &self.reactor;
-            let res = if zero {
-                reactor.wait(wait, &mut events)
-            } else {
-                runner.blocking(|| reactor.wait(wait, &mut events))
-            };
-            polled_at = self.time();
-            step.poll_time = secs(polled_at - step_start);
-            match res {
-                Ok(n) => step.io_events = n,
-                Err(e) => {
-                    events.clear();
-                    lock(&self.q).events = events;
-                    runner.poll_failed(e)?;
-                    events = std::mem::take(&mut lock(&self.q).events);
-                }
-            }
-            runner.after_poll();
-            self.dispatch_io(&mut events);
-            lock(&self.q).events = events;
-        }
-
-        // Autojump: nothing ready and no I/O: jump the virtual clock to the first timer.
-        if self.clock.autojump() && step.io_events == 0 && self.ready_len() == 0 {
-            if let Some(when) = first_deadline {
-                self.clock.jump_to(when);
-                polled_at = self.time();
-            }
-        }
-
-        // 4. Move due timers to the ready queue, in heap order; and take out what step 5 runs,
-        // all in one critical section. What the callbacks schedule lands behind it, for the
-        // next iteration.
-        let mut batch: VecDeque<C> = {
-            let mut q = lock(&self.q);
-            if first_deadline.is_some() {
-                let end_time = polled_at + self.resolution;
-                let q = &mut *q;
-                while let Some((when, cb)) = q.timers.pop_due(end_time) {
-                    // A cancelled timer still goes through the ready queue (asyncio appends
-                    // it and skips it there) but is not counted as come due.
-                    if !cb.is_cancelled() {
-                        q.stats.record_lag(polled_at - when);
-                        step.timers += 1;
-                    }
-                    q.ready.push_back(cb);
-                }
-            }
-            // The ready buffer becomes the batch; the spare (empty) one takes new work. No
-            // allocation, one lock for the whole batch.
-            let spare = std::mem::take(&mut q.spare);
-            std::mem::replace(&mut q.ready, spare)
-        };
+        let carried = span.carried;
+        let mut stale = span.stale;
 
         // 5. Run exactly the callbacks ready now; what they schedule runs next time.
         let run_start = polled_at;
@@ -2120,7 +2115,7 @@ impl<C: Callback> Core<C> {
         let skip_read = continuing
             && !timed
             && failed.is_none()
-            && first_deadline.is_none()
+            && first.deadline.is_none()
             && !polls
             && same_epoch
             && !self.is_stopping();
@@ -2139,18 +2134,18 @@ impl<C: Callback> Core<C> {
         self.clock_stale.store(stale, Ordering::Relaxed);
         // A close during the batch: what was not run goes the way of the cleared queues
         // (dropped below, outside the lock).
-        let leftovers: Vec<C> = if !same_epoch {
-            batch.drain(..).collect()
-        } else {
-            Vec::new()
-        };
+        let leftovers: Option<Vec<C>> = (!same_epoch).then(|| batch.drain(..).collect());
         let mut q = lock(&self.q);
         // After a callback raised: what it did not get to goes back to the head of the queue,
         // in order, as asyncio leaves it in `_ready`.
         while let Some(cb) = batch.pop_back() {
             q.ready.push_front(cb);
         }
-        q.spare = batch; // empty again: the next iteration's buffer
+        // Empty again: the next iteration's buffer (unless a nested iteration already put
+        // one back; then this one goes, empty, so nothing runs under the lock).
+        if q.spare.is_none() {
+            q.spare = Some(batch);
+        }
         q.stats
             .record_iteration(&step, max_cb, (!stale).then_some(last - wall_start));
         step.pending = q.ready.len();
@@ -2161,6 +2156,135 @@ impl<C: Callback> Core<C> {
             Some(e) => Err(e),
             None => Ok(step),
         }
+    }
+
+    /// Steps 2 to 4 of an iteration (see [`Core::run_once`]): the poll timeout, the poll and
+    /// its events, the timers that came due; returns the batch step 5 runs, the time the
+    /// callbacks start at and whether the poll ran.
+    fn poll_and_collect<R: Runner<C>>(
+        &self,
+        first: First,
+        max_wait: Option<Duration>,
+        runner: &mut R,
+        step: &mut Step,
+        span: &mut Span,
+    ) -> std::result::Result<(VecDeque<C>, f64, bool), R::Error> {
+        let First {
+            deadline: first_deadline,
+            mut has_work,
+            nothing_watched,
+        } = first;
+        has_work = has_work || self.is_stopping() || runner.has_pending();
+        if first_deadline.is_some() {
+            span.refresh(self);
+        }
+
+        // 2. The poll timeout. Only a wait that may block is published (`begin_wait`), and
+        // the queues are checked again after it: a thread that pushed before the mark is
+        // seen by that check, one that pushes after it sees the mark and wakes us.
+        let mut published = false;
+        if !has_work && max_wait != Some(Duration::ZERO) {
+            self.reactor.begin_wait();
+            published = true;
+            has_work = self.ready_len() > 0 || self.is_stopping() || runner.has_pending();
+        }
+        let mut timeout: Option<f64> = if has_work {
+            Some(0.0)
+        } else if let Some(when) = first_deadline {
+            if self.clock.is_virtual() {
+                // Virtual time does not pass while we wait: with autojump, look for I/O
+                // without blocking and jump after; without it, only I/O or a wake ends the wait.
+                if self.clock.autojump() {
+                    Some(0.0)
+                } else {
+                    None
+                }
+            } else {
+                Some(clamp_timeout(when - span.step_start))
+            }
+        } else {
+            None
+        };
+        if let Some(cap) = max_wait {
+            let cap = cap.as_secs_f64();
+            timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
+        }
+
+        // 3. Poll. A zero timeout does not give up the GIL (nothing can block), and with no
+        // fd watched it makes no syscall at all: the poll could only report a wake-up, and
+        // whatever woke us is already in the ready queue.
+        let zero = timeout == Some(0.0);
+        let polls = !(zero && nothing_watched && !self.reactor.wake_pending());
+        if polls {
+            span.refresh(self);
+        }
+        let mut polled_at = span.step_start;
+        if !polls {
+            if published {
+                self.reactor.cancel_wait();
+            }
+            runner.after_poll();
+        } else {
+            // A huge `max_wait` (e.g. `Duration::MAX`) does not fit back into a `Duration`
+            // after the round trip through `f64`: saturate instead of panicking.
+            let wait = timeout.map(|t| Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX));
+            let mut events = {
+                let mut q = lock(&self.q);
+                if q.io.has_fired() {
+                    self.rearm_fired(&mut q);
+                }
+                std::mem::take(&mut q.events)
+            };
+            let reactor = &self.reactor;
+            let res = if zero {
+                reactor.wait(wait, &mut events)
+            } else {
+                runner.blocking(|| reactor.wait(wait, &mut events))
+            };
+            polled_at = self.time();
+            step.poll_time = secs(polled_at - span.step_start);
+            match res {
+                Ok(n) => step.io_events = n,
+                Err(e) => {
+                    events.clear();
+                    lock(&self.q).events = events;
+                    runner.poll_failed(e)?;
+                    events = std::mem::take(&mut lock(&self.q).events);
+                }
+            }
+            runner.after_poll();
+            self.dispatch_io(&mut events);
+            lock(&self.q).events = events;
+        }
+
+        // Autojump: nothing ready and no I/O: jump the virtual clock to the first timer.
+        if self.clock.autojump() && step.io_events == 0 && self.ready_len() == 0 {
+            if let Some(when) = first_deadline {
+                self.clock.jump_to(when);
+                polled_at = self.time();
+            }
+        }
+
+        // 4. Move due timers to the ready queue, in heap order; and take out what step 5 runs,
+        // all in one critical section. What the callbacks schedule lands behind it, for the
+        // next iteration.
+        let mut q = lock(&self.q);
+        if first_deadline.is_some() {
+            let end_time = polled_at + self.resolution;
+            let q = &mut *q;
+            while let Some((when, cb)) = q.timers.pop_due(end_time) {
+                // A cancelled timer still goes through the ready queue (asyncio appends
+                // it and skips it there) but is not counted as come due.
+                if !cb.is_cancelled() {
+                    q.stats.record_lag(polled_at - when);
+                    step.timers += 1;
+                }
+                q.ready.push_back(cb);
+            }
+        }
+        // The ready buffer becomes the batch; the spare (empty) one takes new work. No
+        // allocation, one lock for the whole batch.
+        Ok((q.take_batch(), polled_at, polls))
     }
 
     /// Sets `fd`'s reader for one readiness report at a time (`EPOLLONESHOT`), for waits

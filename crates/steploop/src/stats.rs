@@ -82,8 +82,14 @@ impl StatsState {
         t.callbacks += step.callbacks as u64;
         t.timers += step.timers as u64;
         t.io_events += step.io_events as u64;
-        t.poll_time += step.poll_time;
-        t.busy_time += step.run_time;
+        // Most iterations of a busy loop neither poll nor read the clock: their times are
+        // zero, and a `Duration` sum is not free (normalisation, overflow check).
+        if !step.poll_time.is_zero() {
+            t.poll_time += step.poll_time;
+        }
+        if !step.run_time.is_zero() {
+            t.busy_time += step.run_time;
+        }
         if max_cb > self.max_cb {
             self.max_cb = max_cb;
             t.max_callback_time = saturating_duration(max_cb);
