@@ -18,7 +18,7 @@ use crate::asyncgen_hooks;
 use crate::context::SharedContexts;
 use crate::error::EngineError;
 use crate::handle::{Handle, HandleRef, NewHandle};
-use crate::py::{imports, thread_ident, GilCell};
+use crate::py::{imports, thread_ident, GilCell, GilLock};
 use crate::report::StepReport;
 use crate::runner::PyRunner;
 use crate::sock::SockRecv;
@@ -27,7 +27,8 @@ use crate::transport;
 /// The engine state of one Python loop.
 #[pyclass(subclass, frozen, module = "steploop._steploop")]
 pub struct LoopCore {
-    core: Core<HandleRef>,
+    /// The engine. Its queues are guarded by the GIL (see [`GilLock`]).
+    core: Core<HandleRef, GilLock>,
     /// `loop._debug`.
     debug: AtomicBool,
     /// `loop._closed`.
@@ -113,7 +114,7 @@ fn too_big_fd() -> PyErr {
 
 impl LoopCore {
     /// The engine.
-    pub(crate) fn core(&self) -> &Core<HandleRef> {
+    pub(crate) fn core(&self) -> &Core<HandleRef, GilLock> {
         &self.core
     }
 
@@ -478,7 +479,7 @@ impl LoopCore {
                 }
             }
         }
-        let core = Core::new(clock, TieBreak::Asyncio).map_err(EngineError)?;
+        let core = Core::with_lock(clock, TieBreak::Asyncio).map_err(EngineError)?;
         Ok(LoopCore {
             core,
             debug: AtomicBool::new(false),

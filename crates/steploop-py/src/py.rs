@@ -386,3 +386,61 @@ pub fn method_function(m: &Bound<'_, PyAny>) -> Option<*mut ffi::PyObject> {
         }
     }
 }
+
+/// The lock around a loop's engine queues (`Core::with_lock`): the GIL, which every caller
+/// holds already, instead of an atomic compare-and-swap pair per queue operation (a third
+/// of the engine's cost of a one-callback iteration was those).
+///
+/// Why the GIL is enough: every call into a `LoopCore`'s engine is made with the GIL held
+/// (pyo3 methods and slots, the raw `call_soon` entry points, the collector), from Python
+/// threads only, and the module is declared `gil_used = true`, so a free-threaded build
+/// runs it under the GIL too. The engine's critical sections run no Python code and never
+/// release the GIL: its locking rule allows no callback, no drop of a callback and no poll
+/// under the queue lock (the GIL is released around the poll only, which touches the
+/// reactor, not the queues). So two threads are never in them at once. What is left is
+/// re-entry on the thread that holds the section, which the rule also excludes; the flag
+/// catches it if that ever changes (a panic, where a mutex would deadlock).
+#[derive(Debug)]
+pub(crate) struct GilLock {
+    /// A critical section is running. Read and written only with the GIL held, so `Relaxed`
+    /// is enough: taking the GIL orders everything done before its last release.
+    held: std::sync::atomic::AtomicBool,
+}
+
+// SAFETY: mutual exclusion as argued in the type's documentation: every locker holds the GIL
+// and keeps it until it unlocks, so no two threads lock at once; a lock taken again before
+// it is released (same thread) panics instead of being granted.
+unsafe impl steploop::RawMutex for GilLock {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: GilLock = GilLock {
+        held: std::sync::atomic::AtomicBool::new(false),
+    };
+    type GuardMarker = parking_lot::lock_api::GuardNoSend;
+
+    #[inline]
+    fn lock(&self) {
+        if !self.try_lock() {
+            panic!("steploop: engine queue lock taken twice (re-entered critical section)");
+        }
+    }
+
+    #[inline]
+    fn try_lock(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        debug_assert!(
+            // SAFETY: PyGILState_Check has no preconditions.
+            unsafe { ffi::PyGILState_Check() } == 1,
+            "steploop: engine queues used without the GIL"
+        );
+        if self.held.load(Relaxed) {
+            return false;
+        }
+        self.held.store(true, Relaxed);
+        true
+    }
+
+    #[inline]
+    unsafe fn unlock(&self) {
+        self.held.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -5,7 +5,7 @@
 //! callback (which may run arbitrary destructors that schedule more work) and no poll happens
 //! while a queue lock is held. Removed callbacks are handed back to the caller to drop.
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::lock_api::{Mutex, MutexGuard, RawMutex};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
@@ -602,9 +602,11 @@ fn secs(t: f64) -> Duration {
 }
 
 /// Locks `m`. These locks never see user code run under them and are uncontended on the
-/// loop's thread; `parking_lot` makes that a single compare-and-swap, with no poisoning.
+/// loop's thread; `parking_lot` makes that a single compare-and-swap, with no poisoning (and
+/// a core whose user serialises every call to it some other way can make it less, see
+/// [`Core::with_lock`]).
 #[inline]
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<L: RawMutex, T>(m: &Mutex<L, T>) -> MutexGuard<'_, L, T> {
     m.lock()
 }
 
@@ -675,11 +677,12 @@ impl<C> Queues<C> {
 /// assert_eq!((step.callbacks, step.timers, step.pending), (2, 1, 0));
 /// # Ok::<(), steploop::Error>(())
 /// ```
-#[derive(Debug)]
-pub struct Core<C> {
+///
+/// `L` is the lock around the queues: `parking_lot`'s by default (see [`Core::with_lock`]).
+pub struct Core<C, L: RawMutex = parking_lot::RawMutex> {
     /// Ready queue, timers, fd table and statistics. Never held across a callback, a drop of
     /// a callback or a poll.
-    q: Mutex<Queues<C>>,
+    q: Mutex<L, Queues<C>>,
     reactor: Reactor,
     /// Set by `stop()`, cleared by the caller of `run_forever` when it returns.
     stopping: AtomicBool,
@@ -733,9 +736,20 @@ struct Span {
     carried: f64,
 }
 
+impl<C: std::fmt::Debug, L: RawMutex> std::fmt::Debug for Core<C, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("q", &self.q)
+            .field("reactor", &self.reactor)
+            .field("stopping", &self.stopping)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Span {
     /// Reads the clock if `step_start` is stale.
-    fn refresh<C: Callback>(&mut self, core: &Core<C>) {
+    fn refresh<C: Callback, L: RawMutex>(&mut self, core: &Core<C, L>) {
         if self.stale {
             let now = core.time();
             self.carried += now - self.step_start;
@@ -779,16 +793,46 @@ impl<C: Callback> Core<C> {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn new(clock: Clock, tie: TieBreak) -> Result<Self> {
+        Core::with_lock(clock, tie)
+    }
+}
+
+impl<C: Callback, L: RawMutex> Core<C, L> {
+    /// A core on `clock` whose queues are guarded by the lock `L` instead of `parking_lot`'s
+    /// mutex. For a user that already serialises every call to the core (the Python binding:
+    /// the GIL) and can make `L` cheaper than an atomic compare-and-swap per queue
+    /// operation. `L` must be a real mutual exclusion for the way the core is used: two
+    /// threads in the core's critical sections at once is a data race.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// // `parking_lot`'s mutex, named: the same as `Core::new`.
+    /// let core: Core<Job, steploop::DefaultLock> = Core::with_lock(Clock::monotonic(), TieBreak::Fifo)?;
+    /// assert_eq!(core.ready_len(), 0);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn with_lock(clock: Clock, tie: TieBreak) -> Result<Self> {
         let resolution = clock.resolution();
         Ok(Core {
-            q: Mutex::new(Queues {
-                ready: VecDeque::with_capacity(64),
-                timers: TimerHeap::new(tie),
-                io: IoTable::default(),
-                stats: StatsState::default(),
-                events: Vec::with_capacity(64),
-                spare: Some(VecDeque::with_capacity(64)),
-            }),
+            q: Mutex::const_new(
+                L::INIT,
+                Queues {
+                    ready: VecDeque::with_capacity(64),
+                    timers: TimerHeap::new(tie),
+                    io: IoTable::default(),
+                    stats: StatsState::default(),
+                    events: Vec::with_capacity(64),
+                    spare: Some(VecDeque::with_capacity(64)),
+                },
+            ),
             reactor: Reactor::new()?,
             stopping: AtomicBool::new(false),
             epoch: AtomicU64::new(0),

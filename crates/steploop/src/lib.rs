@@ -49,6 +49,9 @@ mod timer;
 
 pub use crate::clock::Clock;
 pub use crate::core::{Callback, Core, Runner, MAX_POLL_TIMEOUT};
+/// The lock a [`Core`] guards its queues with unless told otherwise ([`Core::with_lock`]):
+/// `parking_lot`'s raw mutex.
+pub type DefaultLock = parking_lot::RawMutex;
 pub use crate::error::{Error, Result};
 pub use crate::event_loop::EventLoop;
 pub use crate::handle::{Handle, TimerHandle};
@@ -58,3 +61,6 @@ pub use crate::stats::Stats;
 pub use crate::step::Step;
 pub use crate::task::{sleep, yield_now, Sleep, Task, YieldNow};
 pub use crate::timer::{TieBreak, TimerHeap, MIN_SCHEDULED_FOR_COMPACTION};
+/// What a [`Core`]'s queue lock implements (`lock_api`'s raw mutex trait, as re-exported by
+/// `parking_lot`).
+pub use parking_lot::lock_api::RawMutex;
