@@ -73,6 +73,15 @@ unsafe extern "C" fn free<const K: usize>(obj: *mut c_void) {
     }
 }
 
+/// A freed `Handle` object to reuse, if the list has one, and the `Handle` type: the object
+/// is uninitialised (no type, no reference count) and untracked by the collector; its memory
+/// is that of a `Handle` instance.
+pub(crate) fn pop_handle(py: Python<'_>) -> Option<(*mut ffi::PyObject, *mut ffi::PyTypeObject)> {
+    let lists = LISTS.get(py);
+    let obj = lists.free[0].pop()?;
+    Some((obj, lists.types[0]))
+}
+
 /// Installs the free lists on `Handle` and `TimerHandle`. Called once, from the module's
 /// init, before any instance exists.
 pub(crate) fn install(py: Python<'_>) {

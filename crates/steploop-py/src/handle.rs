@@ -81,6 +81,10 @@ impl std::fmt::Debug for Handle {
 #[derive(Debug)]
 pub struct TimerHandle;
 
+/// Where pyo3 keeps a `Handle` object's Rust value, in bytes from the object's start (learnt
+/// from the first handle pyo3 builds; 0 until then). See [`Handle::reuse`].
+static PAYLOAD_OFFSET: GilCell<usize> = GilCell::new(0);
+
 /// `tp_traverse` for `Handle` and `TimerHandle`, installed over pyo3's by
 /// [`install_slots`].
 ///
@@ -307,7 +311,15 @@ impl Handle {
             let init = PyClassInitializer::from(base).add_subclass(TimerHandle);
             Bound::new(py, init)?.into_super().unbind()
         } else {
-            Py::new(py, base)?
+            match Self::reuse(py, base) {
+                Ok(handle) => return Ok(handle),
+                Err(base) => {
+                    let handle = Py::new(py, base)?;
+                    let payload = handle.get() as *const Handle as usize;
+                    *PAYLOAD_OFFSET.get(py) = payload - handle.as_ptr() as usize;
+                    handle
+                }
+            }
         };
         // SAFETY: GIL held; `handle` is a live object of a GC type. A new handle goes straight
         // into one of the loop's queues, which stands in for it with the collector (see
@@ -319,6 +331,36 @@ impl Handle {
             }
         }
         Ok(handle)
+    }
+
+    /// A plain handle made in the memory of a freed one (freelist.rs), without pyo3's
+    /// generic initialiser (a third of `call_soon`'s own cost): the object header is
+    /// initialised and `value` written where pyo3 keeps it. Gives `value` back when the free
+    /// list is empty or no handle was built by pyo3 yet (which tells where the value goes).
+    fn reuse(py: Python<'_>, value: Handle) -> Result<Py<Handle>, Handle> {
+        let offset = *PAYLOAD_OFFSET.get(py);
+        if offset == 0 {
+            return Err(value);
+        }
+        let Some((obj, ty)) = crate::freelist::pop_handle(py) else {
+            return Err(value);
+        };
+        // SAFETY: GIL held. `obj` is the memory of a freed instance of exactly `Handle`
+        // (freelist.rs lists only those), untracked by the collector, as `PyType_GenericAlloc`
+        // would have sized it; `PyObject_Init` makes it a new object of the type (type,
+        // reference to the heap type, reference count 1, tracemalloc), as the list's
+        // `tp_alloc` does. pyo3 keeps a frozen pyclass's value at `PAYLOAD_OFFSET` (measured on
+        // a handle pyo3 built) and nothing else there needs initialising: `Handle` has no
+        // borrow flag (frozen), no `__dict__` or weakref slot, and its thread checker is a
+        // zero-sized marker (it is `Send`) — the same layout facts `dealloc_handle` reads it
+        // back with. A new handle comes untracked, as `create` returns it.
+        unsafe {
+            ffi::PyObject_Init(obj, ty);
+            obj.cast::<u8>().add(offset).cast::<Handle>().write(value);
+            Ok(Bound::from_owned_ptr(py, obj)
+                .cast_into_unchecked::<Handle>()
+                .unbind())
+        }
     }
 
     /// Runs the callback in its context, as `Handle._run` does: an exception goes to the
