@@ -234,7 +234,7 @@ pub(crate) fn run_shared<'py>(
         let orig = *slot;
         ffi::Py_INCREF(orig);
         RUNNING.get(py).push((ctx as usize, orig as usize));
-        let res = callback.call1(args);
+        let res = crate::py::call_with_tuple(callback, args);
         RUNNING.get(py).pop();
         let exited = ffi::PyContext_Exit(ctx);
         let now = *slot;

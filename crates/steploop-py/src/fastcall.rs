@@ -95,7 +95,8 @@ unsafe fn dispatch(
                 method.name()
             )));
         };
-        let callback = Bound::from_borrowed_ptr(py, callback);
+        // Borrowed, not Bound: no reference count traffic for what the caller keeps alive.
+        let callback = pyo3::Borrowed::from_ptr(py, callback);
         // No extra arguments (the common case, and every task step): the empty tuple, with
         // no iterator to drive.
         let rest = if rest.is_empty() {
@@ -103,7 +104,7 @@ unsafe fn dispatch(
         } else {
             PyTuple::new(py, rest.iter().map(|&p| Bound::from_borrowed_ptr(py, p)))?
         };
-        let slf = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>();
+        let slf = pyo3::Borrowed::from_ptr(py, slf).cast_unchecked::<LoopCore>();
         let handle = match method {
             Method::CallSoon => LoopCore::call_soon(&slf, &callback, &rest, context),
             Method::CallSoonThreadsafe => {

@@ -38,6 +38,9 @@ unsafe fn release<T>(obj: Option<Py<T>>) {
 }
 
 impl Drop for Refs {
+    // Inlined, so the field drops that follow see the fields taken (a handle is freed once
+    // per callback).
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: `Refs` lives only inside a `Handle`, which is dropped by its `tp_dealloc` or
         // cleared by `tp_clear`, both called by the interpreter with the GIL held; so the
@@ -186,8 +189,23 @@ pub(crate) fn install_slots(py: Python<'_>) {
 /// its references count as external, so nothing is freed early; before each full collection
 /// the loop tracks such handles (`LoopCore._track_shared_handles`, called from a `gc.callbacks`
 /// hook in `steploop._loop`), so a cycle through one is found there, as on asyncio.
+///
+/// # Dropped with the GIL held
+///
+/// A `HandleRef` lives in the loop's engine queues, which are only touched with the GIL held
+/// (`GilLock`, py.rs), or in the iteration running its batch (the GIL held too): its drop
+/// releases the reference directly, with no check of pyo3's thread-local GIL count (a busy
+/// loop drops one per callback).
 #[derive(Clone)]
-pub(crate) struct HandleRef(pub Py<Handle>);
+pub(crate) struct HandleRef(pub std::mem::ManuallyDrop<Py<Handle>>);
+
+impl HandleRef {
+    /// The engine's reference to `handle`.
+    #[inline]
+    pub(crate) fn new(handle: Py<Handle>) -> Self {
+        HandleRef(std::mem::ManuallyDrop::new(handle))
+    }
+}
 
 impl HandleRef {
     /// For the loop's `tp_traverse`: visits the handle itself if the collector tracks it, or
@@ -197,7 +215,7 @@ impl HandleRef {
         // SAFETY: tp_traverse runs with the GIL held and `ptr` is alive (we hold it).
         let owned = unsafe { ffi::Py_REFCNT(ptr) == 1 && ffi::PyObject_GC_IsTracked(ptr) == 0 };
         if !owned {
-            return visit.call(&self.0);
+            return visit.call(&*self.0);
         }
         // SAFETY: called from the loop's tp_traverse (see `Handle::referents`).
         for obj in unsafe { self.0.get().referents() } {
@@ -224,20 +242,24 @@ impl HandleRef {
 }
 
 impl Drop for HandleRef {
+    #[inline]
     fn drop(&mut self) {
         let ptr = self.0.as_ptr();
-        // SAFETY: `ptr` is a live handle (our reference is released after this body). The
-        // binding drops handles with the GIL held; the count is read first only because the
-        // common case (we hold the last reference) needs nothing else, and the GIL is checked
-        // before anything is done (a drop without it leaves the handle untracked: a cycle
-        // through it would leak, nothing worse). Tracking an untracked GC object is valid.
+        debug_assert!(
+            // SAFETY: PyGILState_Check has no preconditions.
+            unsafe { ffi::PyGILState_Check() } == 1,
+            "steploop: a handle dropped without the GIL"
+        );
+        // SAFETY: `ptr` is a live handle and this is our reference, released once (it is in a
+        // `ManuallyDrop` that is not touched again). The GIL is held (see the type's
+        // documentation), so the reference count may be read and released directly, and an
+        // untracked GC object may be tracked. The count is read first because the common
+        // case (we hold the last reference) needs nothing else.
         unsafe {
-            if ffi::Py_REFCNT(ptr) > 1
-                && ffi::PyGILState_Check() == 1
-                && ffi::PyObject_GC_IsTracked(ptr) == 0
-            {
+            if ffi::Py_REFCNT(ptr) > 1 && ffi::PyObject_GC_IsTracked(ptr) == 0 {
                 ffi::PyObject_GC_Track(ptr.cast());
             }
+            ffi::Py_DECREF(ptr);
         }
     }
 }

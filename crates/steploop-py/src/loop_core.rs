@@ -371,11 +371,12 @@ impl LoopCore {
             debug: this.debug(),
             watchdog: this.watchdog_threshold(),
         };
-        if continuing {
+        let res = if continuing {
             this.core.run_once_continuing(max_wait, &mut runner)
         } else {
             this.core.run_once(max_wait, &mut runner)
-        }
+        };
+        res.map_err(|e| *e)
     }
 
     fn parse_timeout(timeout: Option<f64>) -> PyResult<Option<Duration>> {
@@ -428,7 +429,7 @@ impl LoopCore {
         this.check_closed()?;
         let fd = fd_of(fd)?.ok_or_else(too_big_fd)?;
         let handle = Self::new_handle(slf, cb, args, None, None)?;
-        let h = HandleRef(handle.clone_ref(py));
+        let h = HandleRef::new(handle.clone_ref(py));
         let old = if let (Some(reuse), false) = (edge, write) {
             this.core.set_reader_edge(fd, h, reuse)
         } else {
@@ -566,7 +567,8 @@ impl LoopCore {
         let this = slf.get();
         this.precheck(callback, "call_soon")?;
         let handle = Self::new_handle(slf, callback, args, context, None)?;
-        this.core.push_ready(HandleRef(handle.clone_ref(slf.py())));
+        this.core
+            .push_ready(HandleRef::new(handle.clone_ref(slf.py())));
         this.notify_host()?;
         Ok(handle)
     }
@@ -581,7 +583,7 @@ impl LoopCore {
         let handle = Self::new_handle(slf, callback, args, context, None)?;
         slf.get()
             .core
-            .push_ready(HandleRef(handle.clone_ref(slf.py())));
+            .push_ready(HandleRef::new(handle.clone_ref(slf.py())));
         Ok(handle)
     }
 
@@ -596,7 +598,7 @@ impl LoopCore {
         let this = slf.get();
         this.precheck(callback, "call_soon_threadsafe")?;
         let handle = Self::new_handle(slf, callback, args, context, None)?;
-        let h = HandleRef(handle.clone_ref(slf.py()));
+        let h = HandleRef::new(handle.clone_ref(slf.py()));
         let running_in = this.thread_id.load(Ordering::Relaxed);
         if running_in == thread_ident() {
             // From one of the loop's own callbacks: the loop is not polling.
@@ -660,7 +662,7 @@ impl LoopCore {
         let when: f64 = when.extract()?;
         let handle = Self::new_handle(slf, callback, args, context, Some(when))?;
         this.core
-            .push_timer(when, HandleRef(handle.clone_ref(slf.py())));
+            .push_timer(when, HandleRef::new(handle.clone_ref(slf.py())));
         this.notify_host()?;
         Ok(handle)
     }
@@ -1099,14 +1101,14 @@ impl LoopCore {
     fn _get_reader(&self, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         Ok(fd_of(fd)?
             .and_then(|fd| self.core.watcher(fd, false))
-            .map(|h| h.0.clone()))
+            .map(|h| Py::clone(&h.0)))
     }
 
     /// The writer handle of `fd`, or None.
     fn _get_writer(&self, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
         Ok(fd_of(fd)?
             .and_then(|fd| self.core.watcher(fd, true))
-            .map(|h| h.0.clone()))
+            .map(|h| Py::clone(&h.0)))
     }
 
     /// Number of callbacks in the ready queue.

@@ -215,6 +215,32 @@ pub fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
     unsafe { Ok(Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())?.unbind()) }
 }
 
+/// `callback(*args)`: a vectorcall on the tuple's items when the callable has one (what
+/// `PyObject_Call` ends up doing, without its generic entry: a handle's run is one such call
+/// per callback), `PyObject_Call` otherwise.
+#[inline]
+pub fn call_with_tuple<'py>(
+    callback: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = callback.py();
+    let f = callback.as_ptr();
+    // SAFETY: GIL held (`py`); `f` and `args` are live objects we hold references to for the
+    // whole call, and `args` is an exact tuple (`Bound<PyTuple>`), so its first `len` item
+    // slots are the argument vector; the call returns a new reference or NULL with an
+    // exception set.
+    unsafe {
+        let res = if ffi::PyVectorcall_Function(f).is_some() {
+            let t = args.as_ptr().cast::<ffi::PyTupleObject>();
+            let n = ffi::PyTuple_GET_SIZE(args.as_ptr()) as usize;
+            ffi::PyObject_Vectorcall(f, (*t).ob_item.as_ptr(), n, std::ptr::null_mut())
+        } else {
+            ffi::PyObject_Call(f, args.as_ptr(), std::ptr::null_mut())
+        };
+        Bound::from_owned_ptr_or_err(py, res)
+    }
+}
+
 /// `context.run(callback, *args)` without building a bound method: enter, call, exit.
 pub fn run_in_context<'py>(
     py: Python<'py>,
@@ -227,7 +253,7 @@ pub fn run_in_context<'py>(
     if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
         return Err(PyErr::fetch(py));
     }
-    let res = callback.call1(args);
+    let res = call_with_tuple(callback, args);
     // SAFETY: GIL held; we entered this very context just above, so exiting it is valid.
     // Exit only fails when the context is not the current one, which cannot happen here
     // because the call above restores the context stack when it returns.

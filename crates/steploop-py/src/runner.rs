@@ -72,21 +72,24 @@ impl PyRunner<'_> {
 }
 
 impl steploop::Runner<HandleRef> for PyRunner<'_> {
-    type Error = PyErr;
+    /// Boxed: the engine moves a callback's result around once per callback, and a `PyErr`
+    /// is several words; a box is one (and is only allocated when a callback raised out of
+    /// its handle, which ends the iteration).
+    type Error = Box<PyErr>;
     /// Cross-thread callbacks go straight into the ready queue (`call_soon_threadsafe`).
     const AFTER_POLL_QUEUES: bool = false;
 
     #[inline]
-    fn run(&mut self, cb: &HandleRef) -> PyResult<()> {
+    fn run(&mut self, cb: &HandleRef) -> Result<(), Box<PyErr>> {
         let handle = cb.0.bind(self.py);
-        if self.watchdog > 0.0 {
-            return self.run_watched(handle);
-        }
-        if self.debug {
+        let res = if self.watchdog > 0.0 {
+            self.run_watched(handle)
+        } else if self.debug {
             self.run_debug(handle)
         } else {
             Handle::run(handle)
-        }
+        };
+        res.map_err(Box::new)
     }
 
     fn timed(&self) -> bool {
@@ -97,12 +100,12 @@ impl steploop::Runner<HandleRef> for PyRunner<'_> {
         self.py.detach(f)
     }
 
-    fn poll_failed(&mut self, e: io::Error) -> PyResult<()> {
+    fn poll_failed(&mut self, e: io::Error) -> Result<(), Box<PyErr>> {
         if e.kind() == io::ErrorKind::Interrupted {
             // A signal arrived during the poll: run Python's handlers now (SIGINT raises
             // KeyboardInterrupt here), then carry on with an empty event list.
-            return self.py.check_signals();
+            return self.py.check_signals().map_err(Box::new);
         }
-        Err(crate::error::os_error(e))
+        Err(Box::new(crate::error::os_error(e)))
     }
 }

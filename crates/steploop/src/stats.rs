@@ -76,6 +76,7 @@ impl StatsState {
     /// Counts one iteration. `wall` is the time since the previous entry of the utilization
     /// window; `None` for an iteration that did not read the clock (its time goes into the
     /// next entry).
+    #[inline]
     pub(crate) fn record_iteration(&mut self, step: &crate::Step, max_cb: f64, wall: Option<f64>) {
         let t = &mut self.totals;
         t.iterations += 1;
