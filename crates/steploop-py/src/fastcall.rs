@@ -23,6 +23,7 @@ use pyo3::types::{PyString, PyTuple};
 use pyo3::{ffi, intern};
 
 use crate::loop_core::LoopCore;
+use crate::py::GilCell;
 
 /// The two methods, with their text signatures and docs (what `inspect.signature` and
 /// `help()` read).
@@ -50,6 +51,41 @@ impl Method {
     }
 }
 
+/// The last keyword-names tuple found to be `("context",)`, kept alive (so its address is
+/// not reused by another tuple). CPython's C `Task` passes the same tuple (made once per
+/// interpreter, with a string that is not the interned one) on every step.
+static CONTEXT_KWNAMES: GilCell<Option<Py<PyTuple>>> = GilCell::new(None);
+
+/// Whether the vectorcall keyword names `kwnames` (a tuple of strings) are `("context",)`.
+///
+/// # Safety
+/// GIL held; `kwnames` a live tuple of strings (the vectorcall protocol's).
+unsafe fn only_context(py: Python<'_>, kwnames: *mut ffi::PyObject) -> bool {
+    let cached = CONTEXT_KWNAMES.get(py);
+    if cached.as_ref().is_some_and(|t| t.as_ptr() == kwnames) {
+        return true;
+    }
+    // SAFETY: forwarded from the caller: a live tuple of strings; the item is borrowed from
+    // it, and `PyUnicode_CompareWithASCIIString` does not fail on a string.
+    let is_context = unsafe {
+        ffi::PyTuple_GET_SIZE(kwnames) == 1 && {
+            let name = ffi::PyTuple_GET_ITEM(kwnames, 0);
+            name == intern!(py, "context").as_ptr()
+                || ffi::PyUnicode_CompareWithASCIIString(name, c"context".as_ptr()) == 0
+        }
+    };
+    if is_context {
+        // SAFETY: GIL held; `kwnames` is live (borrowed from the caller), the new reference
+        // keeps it alive while it is cached.
+        let tuple = unsafe { Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked() };
+        let old = cached.replace(tuple.unbind());
+        // Released now (not through pyo3's deferred pool: this path is outside its
+        // trampolines); a tuple of strings runs no code when it goes.
+        drop(old.map(|o| o.into_bound(py)));
+    }
+    is_context
+}
+
 /// Parses `(callback, *args, context=None)` from a vectorcall and runs `method`.
 ///
 /// # Safety
@@ -70,9 +106,12 @@ unsafe fn dispatch(
         let nargs = ffi::PyVectorcall_NARGS(nargsf as usize);
         let positional = std::slice::from_raw_parts(args, nargs as usize);
         let mut context: Option<Bound<'_, PyAny>> = None;
-        if !kwnames.is_null() {
-            let names = Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>();
+        if !kwnames.is_null() && only_context(py, kwnames) {
+            // `context=` alone (every task step): no loop over the names.
+            context = Some(Bound::from_borrowed_ptr(py, *args.add(nargs as usize)));
+        } else if !kwnames.is_null() {
             let wanted = intern!(py, "context");
+            let names = Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>();
             for (i, name) in names.iter().enumerate() {
                 let same = name.is(wanted)
                     || name
