@@ -204,9 +204,19 @@ impl LoopCore {
         Ok(())
     }
 
-    /// Validation shared by the scheduling methods, in asyncio's order.
-    #[inline]
+    /// Validation shared by the scheduling methods, in asyncio's order. An open loop out of
+    /// debug mode has nothing to check: that test is inlined, the checks are not.
+    #[inline(always)]
     fn precheck(&self, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+        if !self.closed.load(Ordering::Relaxed) && !self.debug() {
+            return Ok(());
+        }
+        self.precheck_checks(callback, method)
+    }
+
+    /// The checks of [`LoopCore::precheck`].
+    #[inline(never)]
+    fn precheck_checks(&self, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
         self.check_closed()?;
         if self.debug() {
             if method != "call_soon_threadsafe" {
