@@ -197,6 +197,8 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         row["median"] = statistics.median(rates) if rates else None
         row["min"] = min(rates) if rates else None
         row["max"] = max(rates) if rates else None
+        cpu = row.get("cpu_samples") or []
+        row["cpu_us_per_msg"] = statistics.median(cpu) if cpu else None
         if row["status"] in ("not installed", "skipped"):
             continue
         if row["errors"]:
@@ -242,6 +244,8 @@ def print_table(rows: list[dict[str, Any]], out: Any = sys.stdout) -> None:
         if row["median"] and row["min"] is not None and len(row["samples"]) > 1:
             spread = f"±{50 * (row['max'] - row['min']) / row['median']:.0f}%"
         note = row.get("variant") or ""
+        if row.get("cpu_us_per_msg") is not None:
+            note = f"server CPU {row['cpu_us_per_msg']:.1f} us/msg {note}".strip()
         if row["status"] != "ok":
             note = f"{row['status']}: {row.get('error') or ''}"[:70]
         elif row["best_other"]:
@@ -344,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                     row["samples"].append(data["ops_per_sec"])
                     row["ops"] = data["ops"]
                     row["variant"] = data.get("variant", "")
+                    if "cpu_us_per_msg" in data:
+                        row.setdefault("cpu_samples", []).append(data["cpu_us_per_msg"])
                     progress.append(f"{loop} {fmt_rate(data['ops_per_sec'])}")
                 else:
                     row["samples"].append(None)

@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -462,13 +463,26 @@ async def _echo_server(mode: str, failed: asyncio.Future[None]) -> tuple[int, Ca
     return server.sockets[0].getsockname()[1], server.close
 
 
+#: CPU time (user + system) the loop's process spent per echoed message in the last echo
+#: workload, warm-up included: what the loop costs, whatever the client processes cost
+#: (they share the machine's cores and bound the round-trip rate). Reported by ``main``.
+last_server_cpu_per_msg: float | None = None
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _echo(new_loop: LoopFactory, n: int, mode: str, msize: int, conc: int) -> Result:
     """Round trips of ``msize`` bytes against an echo server on the loop under test.
 
     The client is another process (benches/echo_client.py: blocking sockets, ``conc``
     connections, one process each); it warms up, then times ``n`` round trips in all.
     """
+    global last_server_cpu_per_msg
     warmup = max(2, n // conc // 10)
+    cpu0 = _cpu_seconds()
 
     async def main() -> tuple[int, float]:
         loop = asyncio.get_running_loop()
@@ -518,6 +532,7 @@ def _echo(new_loop: LoopFactory, n: int, mode: str, msize: int, conc: int) -> Re
             await asyncio.sleep(0)
 
     ops, seconds = _run(new_loop, main())
+    last_server_cpu_per_msg = (_cpu_seconds() - cpu0) / (ops + warmup * conc)
     return ops, seconds, ""
 
 
@@ -793,6 +808,8 @@ def main(argv: list[str]) -> int:
         _emit(result)
         return 1
     result.update(ops=ops, seconds=seconds, ops_per_sec=ops / seconds, variant=variant)
+    if last_server_cpu_per_msg is not None:
+        result["cpu_us_per_msg"] = last_server_cpu_per_msg * 1e6
     _emit(result)
     return 0
 
