@@ -17,7 +17,6 @@
 use std::ffi::{c_char, CStr};
 
 use pyo3::exceptions::PyTypeError;
-use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use pyo3::{ffi, intern};
@@ -152,21 +151,7 @@ unsafe fn dispatch(
         }?;
         Ok(handle.into_ptr())
     });
-    // SAFETY: GIL held (see above); restoring an error makes NULL a valid return value.
-    unsafe {
-        let py = Python::assume_attached();
-        match result {
-            Ok(Ok(ptr)) => ptr,
-            Ok(Err(err)) => {
-                err.restore(py);
-                std::ptr::null_mut()
-            }
-            Err(_) => {
-                PanicException::new_err(format!("panic in {}", method.name())).restore(py);
-                std::ptr::null_mut()
-            }
-        }
-    }
+    crate::py::raw_return(result, method.name())
 }
 
 unsafe extern "C" fn call_soon(

@@ -470,3 +470,26 @@ unsafe impl steploop::RawMutex for GilLock {
         self.held.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// The return value of a raw CPython entry point (one called without a pyo3 trampoline):
+/// the result, or NULL with the error set; a panic becomes a `PanicException` naming
+/// `what`.
+pub fn raw_return(
+    result: std::thread::Result<PyResult<*mut ffi::PyObject>>,
+    what: &str,
+) -> *mut ffi::PyObject {
+    // SAFETY: raw entry points are called by the interpreter with the GIL held; restoring
+    // an error makes NULL a valid return value.
+    let py = unsafe { Python::assume_attached() };
+    match result {
+        Ok(Ok(ptr)) => ptr,
+        Ok(Err(err)) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            pyo3::panic::PanicException::new_err(format!("panic in {what}")).restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}

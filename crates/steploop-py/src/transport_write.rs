@@ -20,7 +20,6 @@
 
 use std::ffi::{c_char, CStr};
 
-use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice, PyType};
@@ -228,20 +227,5 @@ unsafe extern "C" fn write(
         }
         call_original(py, slf, args, nargs, kwnames)
     });
-    // SAFETY: GIL held (the interpreter called us); restoring an error makes NULL a valid
-    // return value.
-    unsafe {
-        let py = Python::assume_attached();
-        match result {
-            Ok(Ok(ptr)) => ptr,
-            Ok(Err(err)) => {
-                err.restore(py);
-                std::ptr::null_mut()
-            }
-            Err(_) => {
-                PanicException::new_err("panic in _SelectorSocketTransport.write").restore(py);
-                std::ptr::null_mut()
-            }
-        }
-    }
+    crate::py::raw_return(result, "_SelectorSocketTransport.write")
 }

@@ -1356,14 +1356,7 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
             // Another watcher: back to one level-triggered registration (`MOD` makes the
             // kernel look at the fd's readiness again, so nothing pending is missed).
             q.io.set_edge(fd, None);
-            let mut new = q.io.interest(fd);
-            if write {
-                new.1 = cb.is_some();
-            } else {
-                new.0 = cb.is_some();
-            }
-            self.reactor.reset_interest(fd, new)?;
-            return Ok(q.io.set(fd, write, cb));
+            return self.to_level_triggered(&mut q.io, fd, write, cb);
         }
         if let Some(armed) = q.io.oneshot(fd) {
             q.io.set_oneshot(fd, None);
@@ -1375,14 +1368,7 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
             }
             if write || cb.is_some() {
                 // Another watcher: back to one level-triggered registration.
-                let mut new = q.io.interest(fd);
-                if write {
-                    new.1 = cb.is_some();
-                } else {
-                    new.0 = cb.is_some();
-                }
-                self.reactor.reset_interest(fd, new)?;
-                return Ok(q.io.set(fd, write, cb));
+                return self.to_level_triggered(&mut q.io, fd, write, cb);
             }
             // An armed one-shot reader removed before it fired: unregister it (below).
         }
@@ -2485,6 +2471,25 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
             q.io.set_edge(fd, Some(tag));
         }
         Ok(q.io.set(fd, false, Some(cb)))
+    }
+
+    /// Sets a watcher on an fd whose registration is one-shot or edge-triggered, turning it
+    /// into one level-triggered registration with the fd's resulting interest.
+    fn to_level_triggered(
+        &self,
+        io: &mut IoTable<C>,
+        fd: RawFd,
+        write: bool,
+        cb: Option<C>,
+    ) -> Result<Option<C>> {
+        let mut new = io.interest(fd);
+        if write {
+            new.1 = cb.is_some();
+        } else {
+            new.0 = cb.is_some();
+        }
+        self.reactor.reset_interest(fd, new)?;
+        Ok(io.set(fd, write, cb))
     }
 
     /// Before a poll: re-arms the one-shot readers that fired and are still installed.

@@ -385,14 +385,20 @@ impl Reactor {
             return Err(Error::Closed);
         }
         let mask = libc::EPOLLIN as u32 | libc::EPOLLONESHOT as u32;
+        self.register(fd, mask, 0, registered)
+    }
+
+    /// `MOD` then `ADD` (when a registration is believed to exist) or `ADD` then `MOD`:
+    /// the belief may be wrong after an fd was closed behind our back and its number reused.
+    fn register(&self, fd: RawFd, mask: u32, tag: u32, registered: bool) -> Result<()> {
         let (first, then, fallback_on) = if registered {
             (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD, libc::ENOENT)
         } else {
             (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD, libc::EEXIST)
         };
-        let res = match sys::epoll_ctl(self.epfd, first, fd, mask) {
+        let res = match sys::epoll_ctl_tagged(self.epfd, first, fd, mask, tag) {
             Err(e) if e.raw_os_error() == Some(fallback_on) => {
-                sys::epoll_ctl(self.epfd, then, fd, mask)
+                sys::epoll_ctl_tagged(self.epfd, then, fd, mask, tag)
             }
             r => r,
         };
@@ -437,18 +443,7 @@ impl Reactor {
             return Err(Error::Closed);
         }
         let mask = libc::EPOLLIN as u32 | libc::EPOLLET as u32;
-        let (first, then, fallback_on) = if registered {
-            (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD, libc::ENOENT)
-        } else {
-            (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD, libc::EEXIST)
-        };
-        let res = match sys::epoll_ctl_tagged(self.epfd, first, fd, mask, tag) {
-            Err(e) if e.raw_os_error() == Some(fallback_on) => {
-                sys::epoll_ctl_tagged(self.epfd, then, fd, mask, tag)
-            }
-            r => r,
-        };
-        res.map_err(Error::Io)
+        self.register(fd, mask, tag, registered)
     }
 
     /// Re-arms a one-shot registration made by [`Reactor::arm_oneshot`] that has fired.

@@ -9,39 +9,15 @@ mod util;
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use steploop::{Core, TieBreak};
-use util::{core_with, Named, Record};
+use util::{
+    core_with, socketpair as pair, socketpair_reusing as pair_reusing, step_core as step, Named,
+    Record,
+};
 
 fn core() -> Core<Named> {
     core_with(TieBreak::Fifo)
-}
-
-fn pair() -> (UnixStream, UnixStream) {
-    let (a, b) = UnixStream::pair().expect("socketpair");
-    a.set_nonblocking(true).expect("nonblocking");
-    b.set_nonblocking(true).expect("nonblocking");
-    (a, b)
-}
-
-/// A new socket pair, one end of which has the number `fd` (the lowest free one); that end
-/// comes second. Pairs made on the way are kept open until the caller is done.
-fn pair_reusing(fd: i32, keep: &mut Vec<(UnixStream, UnixStream)>) -> (UnixStream, UnixStream) {
-    loop {
-        let (c, d) = pair();
-        if d.as_raw_fd() == fd || c.as_raw_fd() == fd {
-            return if d.as_raw_fd() == fd { (c, d) } else { (d, c) };
-        }
-        keep.push((c, d));
-        assert!(keep.len() < 64, "fd number {fd} was not reused");
-    }
-}
-
-/// One iteration that never blocks.
-fn step(core: &Core<Named>, rec: &mut Record) -> steploop::Step {
-    core.run_once(Some(Duration::ZERO), rec).expect("run_once")
 }
 
 #[test]

@@ -7,26 +7,15 @@ mod util;
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use steploop::{Core, TieBreak};
-use util::{core_with, Named, Record};
+use util::{
+    core_with, socketpair as pair, socketpair_reusing as pair_reusing, step_core as step, Named,
+    Record,
+};
 
 fn core() -> Core<Named> {
     core_with(TieBreak::Fifo)
-}
-
-fn pair() -> (UnixStream, UnixStream) {
-    let (a, b) = UnixStream::pair().expect("socketpair");
-    a.set_nonblocking(true).expect("nonblocking");
-    b.set_nonblocking(true).expect("nonblocking");
-    (a, b)
-}
-
-/// One iteration that never blocks.
-fn step(core: &Core<Named>, rec: &mut Record) -> steploop::Step {
-    core.run_once(Some(Duration::ZERO), rec).expect("run_once")
 }
 
 #[test]
@@ -123,14 +112,7 @@ fn parked_fd_closed_and_reused_by_a_new_socket() {
         drop((a, b));
         // Sockets are created until one reuses the number (the lowest free one).
         let mut keep = Vec::new();
-        let (mut c, d) = loop {
-            let (c, d) = pair();
-            if d.as_raw_fd() == fd || c.as_raw_fd() == fd {
-                break if d.as_raw_fd() == fd { (c, d) } else { (d, c) };
-            }
-            keep.push((c, d));
-            assert!(keep.len() < 64, "fd number {fd} was not reused");
-        };
+        let (mut c, d) = pair_reusing(fd, &mut keep);
         let name = if oneshot_next {
             "new-oneshot"
         } else {

@@ -145,6 +145,37 @@ pub fn socketpair() -> (
     (a, b)
 }
 
+/// A new non-blocking socket pair one end of which (returned second) has the number `fd`
+/// (the lowest free one, so it comes soon); pairs made on the way go into `keep`, to stay
+/// open until the caller is done.
+#[track_caller]
+pub fn socketpair_reusing(
+    fd: i32,
+    keep: &mut Vec<(
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    )>,
+) -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+) {
+    use std::os::fd::AsRawFd;
+    loop {
+        let (c, d) = socketpair();
+        if d.as_raw_fd() == fd || c.as_raw_fd() == fd {
+            return if d.as_raw_fd() == fd { (c, d) } else { (d, c) };
+        }
+        keep.push((c, d));
+        assert!(keep.len() < 64, "fd number {fd} was not reused");
+    }
+}
+
+/// One iteration of `core` that never blocks.
+#[track_caller]
+pub fn step_core(core: &Core<Named>, rec: &mut Record) -> Step {
+    core.run_once(Some(Duration::ZERO), rec).expect("run_once")
+}
+
 /// A `Core` callback (tests of the engine's core without `EventLoop`): a name and a shared
 /// cancel flag.
 #[derive(Clone)]
