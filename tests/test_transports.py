@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 from asyncio import trsock
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -682,3 +683,15 @@ def test_fd_of_a_transport_cannot_be_watched(loop: asyncio.AbstractEventLoop) ->
                     call()
 
     run(loop, main())
+
+
+@pytest.mark.skipif(
+    sys.implementation.name != "cpython" or not (3, 5) <= sys.version_info[:2] < (3, 14),
+    reason="the socket object layout is only read on CPython 3.5-3.13",
+)
+def test_steploop_reads_socket_fields_directly() -> None:
+    # transport.write reads the socket's fd and timeout from the object (no fileno() and
+    # gettimeout() calls per write); the layout check must recognise this interpreter.
+    from steploop import _steploop
+
+    assert _steploop._socket_layout_known()

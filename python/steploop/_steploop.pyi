@@ -13,6 +13,7 @@ __all__ = [
     "TimerHandle",
     "__version__",
     "_register_socket_transport",
+    "_socket_layout_known",
 ]
 
 __version__: str
@@ -142,3 +143,4 @@ class LoopCore:
     def _watchdog_current(self) -> tuple[Handle, float, int] | None: ...
 
 def _register_socket_transport(cls: type) -> None: ...
+def _socket_layout_known() -> bool: ...

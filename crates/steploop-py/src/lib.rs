@@ -30,6 +30,8 @@ mod _steploop {
     #[pymodule_export]
     use crate::report::StepReport;
     #[pymodule_export]
+    use crate::sock::_socket_layout_known;
+    #[pymodule_export]
     use crate::transport_write::_register_socket_transport;
 
     #[pymodule_init]

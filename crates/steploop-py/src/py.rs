@@ -367,10 +367,19 @@ impl<'a, 'py> InstanceDict<'a, 'py> {
 
     /// `obj.<name>`.
     pub fn get(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
-        match self.dict.get_item(name)? {
-            Some(value) => Ok(value),
-            None => self.obj.getattr(name),
+        let py = self.obj.py();
+        // SAFETY: GIL held; the dict and the (interned, hash cached) name are live.
+        // `PyDict_GetItemWithError` returns a borrowed reference, or NULL: not found, or an
+        // error (then set).
+        let found = unsafe { ffi::PyDict_GetItemWithError(self.dict.as_ptr(), name.as_ptr()) };
+        if found.is_null() {
+            if let Some(err) = PyErr::take(py) {
+                return Err(err);
+            }
+            return self.obj.getattr(name);
         }
+        // SAFETY: `found` is a live object the dict holds; we take our own reference.
+        Ok(unsafe { Bound::from_borrowed_ptr(py, found) })
     }
 }
 

@@ -49,8 +49,8 @@ impl SockRecv {
 }
 
 /// The head of CPython's `PySocketSockObject` (Modules/socketmodule.h, unchanged from 3.5 to
-/// 3.13 on Unix): the fd and the timeout (`_PyTime_t`, nanoseconds; 0 for non-blocking, -1
-/// for blocking) are read from it directly instead of calling `fileno()` and `gettimeout()`
+/// 3.13 on Unix): the fd and the timeout (`_PyTime_t`, nanoseconds; 0 for non-blocking,
+/// negative for blocking) are read from it directly instead of calling `fileno()` and `gettimeout()`
 /// on every `transport.write`. [`socket_fields`] checks the layout once at runtime.
 #[repr(C)]
 struct SocketHead {
@@ -89,7 +89,9 @@ fn probe_socket_layout(py: Python<'_>) -> PyResult<bool> {
         }
     };
     let fd: libc::c_int = sock.call_method0("fileno")?.extract()?;
-    let mut ok = read(&sock) == (fd, libc::AF_UNIX, libc::SOCK_DGRAM, -1);
+    let (got_fd, family, kind, timeout) = read(&sock);
+    // A blocking socket's timeout is negative (-1 s in nanoseconds on CPython).
+    let mut ok = (got_fd, family, kind) == (fd, libc::AF_UNIX, libc::SOCK_DGRAM) && timeout < 0;
     sock.call_method1("settimeout", (0.0,))?;
     ok &= read(&sock).3 == 0;
     sock.call_method1("settimeout", (1.5,))?;
@@ -97,6 +99,15 @@ fn probe_socket_layout(py: Python<'_>) -> PyResult<bool> {
     sock.call_method0("close")?;
     ok &= read(&sock).0 == -1;
     Ok(ok)
+}
+
+/// Whether the fast socket-field reads are in use on this interpreter (for the tests: on
+/// CPython 3.11 they must be).
+#[pyfunction]
+pub(crate) fn _socket_layout_known(py: Python<'_>) -> PyResult<bool> {
+    SOCKET_LAYOUT_OK
+        .get_or_try_init(py, || probe_socket_layout(py))
+        .copied()
 }
 
 /// The fd of `sock` (an instance of exactly `socket.socket`) and whether it is non-blocking
