@@ -55,6 +55,18 @@ impl Method {
 /// interpreter, with a string that is not the interned one) on every step.
 static CONTEXT_KWNAMES: GilCell<Option<Py<PyTuple>>> = GilCell::new(None);
 
+/// Whether the keyword name `name` (a string) is `"context"`: the interned string by
+/// identity first, then by value.
+///
+/// # Safety
+/// GIL held; `name` a live string.
+unsafe fn is_context_name(py: Python<'_>, name: *mut ffi::PyObject) -> bool {
+    // SAFETY: forwarded from the caller; `PyUnicode_CompareWithASCIIString` does not fail on
+    // a string.
+    name == intern!(py, "context").as_ptr()
+        || unsafe { ffi::PyUnicode_CompareWithASCIIString(name, c"context".as_ptr()) } == 0
+}
+
 /// Whether the vectorcall keyword names `kwnames` (a tuple of strings) are `("context",)`.
 ///
 /// # Safety
@@ -67,11 +79,8 @@ unsafe fn only_context(py: Python<'_>, kwnames: *mut ffi::PyObject) -> bool {
     // SAFETY: forwarded from the caller: a live tuple of strings; the item is borrowed from
     // it, and `PyUnicode_CompareWithASCIIString` does not fail on a string.
     let is_context = unsafe {
-        ffi::PyTuple_GET_SIZE(kwnames) == 1 && {
-            let name = ffi::PyTuple_GET_ITEM(kwnames, 0);
-            name == intern!(py, "context").as_ptr()
-                || ffi::PyUnicode_CompareWithASCIIString(name, c"context".as_ptr()) == 0
-        }
+        ffi::PyTuple_GET_SIZE(kwnames) == 1
+            && is_context_name(py, ffi::PyTuple_GET_ITEM(kwnames, 0))
     };
     if is_context {
         // SAFETY: GIL held; `kwnames` is live (borrowed from the caller), the new reference
@@ -109,14 +118,9 @@ unsafe fn dispatch(
             // `context=` alone (every task step): no loop over the names.
             context = Some(Bound::from_borrowed_ptr(py, *args.add(nargs as usize)));
         } else if !kwnames.is_null() {
-            let wanted = intern!(py, "context");
             let names = Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>();
             for (i, name) in names.iter().enumerate() {
-                let same = name.is(wanted)
-                    || name
-                        .cast::<PyString>()
-                        .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "context"));
-                if !same {
+                if !is_context_name(py, name.as_ptr()) {
                     return Err(PyTypeError::new_err(format!(
                         "LoopCore.{}() got an unexpected keyword argument '{}'",
                         method.name(),

@@ -50,8 +50,9 @@ impl SockRecv {
 
 /// The head of CPython's `PySocketSockObject` (Modules/socketmodule.h, unchanged from 3.5 to
 /// 3.13 on Unix): the fd and the timeout (`_PyTime_t`, nanoseconds; 0 for non-blocking,
-/// negative for blocking) are read from it directly instead of calling `fileno()` and `gettimeout()`
-/// on every `transport.write`. [`socket_fields`] checks the layout once at runtime.
+/// negative for blocking) are read from it directly instead of calling `fileno()` and
+/// `gettimeout()` on every `transport.write`. [`socket_fields`] checks the layout once at
+/// runtime.
 #[repr(C)]
 struct SocketHead {
     ob_base: ffi::PyObject,
@@ -113,9 +114,7 @@ pub(crate) fn _socket_layout_known(py: Python<'_>) -> PyResult<bool> {
 /// The fd of `sock` (an instance of exactly `socket.socket`) and whether it is non-blocking
 /// (timeout 0); `None` when the layout is not the known one (then call the methods).
 pub(crate) fn socket_fields(sock: &Bound<'_, PyAny>) -> PyResult<Option<(RawFd, bool)>> {
-    let py = sock.py();
-    let ok = *SOCKET_LAYOUT_OK.get_or_try_init(py, || probe_socket_layout(py))?;
-    if !ok {
+    if !_socket_layout_known(sock.py())? {
         return Ok(None);
     }
     // SAFETY: the caller checked that `sock` is exactly `socket.socket`, and the probe
@@ -144,22 +143,12 @@ pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> PyResult<Option
             return Err(PyErr::fetch(py));
         }
         let buf = ffi::PyBytes_AsString(obj);
-        let got = loop {
-            let got = libc::recv(fd, buf.cast(), n, 0);
-            if got >= 0 {
-                break got;
+        let got = match sock_call(py, || libc::recv(fd, buf.cast(), n, 0)) {
+            Ok(Some(got)) => got as ffi::Py_ssize_t,
+            nothing_or_error => {
+                ffi::Py_DECREF(obj);
+                return nothing_or_error.map(|_| None);
             }
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted && ffi::PyErr_CheckSignals() == 0 {
-                continue; // as socket.recv does (PEP 475)
-            }
-            ffi::Py_DECREF(obj);
-            return match err.kind() {
-                io::ErrorKind::WouldBlock => Ok(None),
-                // A signal handler raised.
-                io::ErrorKind::Interrupted => Err(PyErr::fetch(py)),
-                _ => Err(os_error(err)),
-            };
         };
         if got != len && _PyBytes_Resize(&mut obj, got) < 0 {
             return Err(PyErr::fetch(py));
@@ -168,30 +157,39 @@ pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> PyResult<Option
     }
 }
 
-/// `send(fd, data)` as `socket.send` does it on a non-blocking socket: `EINTR` runs the
-/// signal handlers (an exception they raise is returned) and tries again; `Ok(0)` when the
-/// socket buffer is full (`EAGAIN`, where `socket.send` raises `BlockingIOError`); other
-/// errors as `OSError`.
-pub(crate) fn send_bytes(py: Python<'_>, fd: RawFd, data: &[u8]) -> PyResult<usize> {
+/// One call of a non-blocking socket syscall (`call` returns its result, -1 with `errno`
+/// set on failure) as CPython's `socket` methods make it: `EINTR` runs the signal handlers
+/// (an exception they raise is returned) and tries again; `Ok(None)` for `EAGAIN`, where
+/// the methods raise `BlockingIOError`; other errors as `OSError`.
+fn sock_call(py: Python<'_>, mut call: impl FnMut() -> isize) -> PyResult<Option<usize>> {
     loop {
-        // SAFETY: `data` is a live buffer the caller holds; `send` reads at most `data.len()`
-        // bytes of it.
-        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), 0) };
+        let n = call();
         if n >= 0 {
-            return Ok(n as usize);
+            return Ok(Some(n as usize));
         }
         let err = io::Error::last_os_error();
         match err.kind() {
             io::ErrorKind::Interrupted => {
-                // SAFETY: GIL held; runs the pending signal handlers, as socket.send does.
+                // SAFETY: GIL held; runs the pending signal handlers, as `socket` does.
                 if unsafe { ffi::PyErr_CheckSignals() } < 0 {
                     return Err(PyErr::fetch(py));
                 }
             }
-            io::ErrorKind::WouldBlock => return Ok(0),
+            io::ErrorKind::WouldBlock => return Ok(None),
             _ => return Err(os_error(err)),
         }
     }
+}
+
+/// `send(fd, data)` as `socket.send` does it on a non-blocking socket; `Ok(0)` when the
+/// socket buffer is full (see [`sock_call`]).
+pub(crate) fn send_bytes(py: Python<'_>, fd: RawFd, data: &[u8]) -> PyResult<usize> {
+    // SAFETY: `data` is a live buffer the caller holds; `send` reads at most `data.len()`
+    // bytes of it.
+    let sent = sock_call(py, || unsafe {
+        libc::send(fd, data.as_ptr().cast(), data.len(), 0)
+    })?;
+    Ok(sent.unwrap_or(0))
 }
 
 #[pymethods]

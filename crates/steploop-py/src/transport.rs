@@ -41,8 +41,9 @@ impl std::fmt::Debug for TransportReader {
 }
 
 /// If `callback` is the bound `_read_ready` of a `_SelectorSocketTransport` (exactly that
-/// class or steploop's subclass with the native `write`, over a socket of exactly `socket.socket`, read through `_read_ready__data_received`
-/// for now), the reader that replaces it.
+/// class or steploop's subclass with the native `write`, over a socket of exactly
+/// `socket.socket`, read through `_read_ready__data_received` for now), the reader that
+/// replaces it.
 pub(crate) fn native_reader(
     py: Python<'_>,
     fd: RawFd,

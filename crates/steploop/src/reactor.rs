@@ -378,12 +378,6 @@ impl Reactor {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn arm_oneshot(&self, fd: RawFd, registered: bool) -> Result<()> {
-        if fd < 0 {
-            return Err(Error::InvalidFd(fd));
-        }
-        if self.is_closed() {
-            return Err(Error::Closed);
-        }
         let mask = libc::EPOLLIN as u32 | libc::EPOLLONESHOT as u32;
         self.register(fd, mask, 0, registered)
     }
@@ -391,6 +385,12 @@ impl Reactor {
     /// `MOD` then `ADD` (when a registration is believed to exist) or `ADD` then `MOD`:
     /// the belief may be wrong after an fd was closed behind our back and its number reused.
     fn register(&self, fd: RawFd, mask: u32, tag: u32, registered: bool) -> Result<()> {
+        if fd < 0 {
+            return Err(Error::InvalidFd(fd));
+        }
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         let (first, then, fallback_on) = if registered {
             (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD, libc::ENOENT)
         } else {
@@ -436,12 +436,6 @@ impl Reactor {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn arm_edge(&self, fd: RawFd, tag: u32, registered: bool) -> Result<()> {
-        if fd < 0 {
-            return Err(Error::InvalidFd(fd));
-        }
-        if self.is_closed() {
-            return Err(Error::Closed);
-        }
         let mask = libc::EPOLLIN as u32 | libc::EPOLLET as u32;
         self.register(fd, mask, tag, registered)
     }
