@@ -111,6 +111,82 @@ def test_set_protocol(loop: asyncio.AbstractEventLoop) -> None:
     assert run(loop, main()) == b"to the new protocol"
 
 
+def test_set_protocol_between_messages(loop: asyncio.AbstractEventLoop) -> None:
+    # The protocol is replaced after the transport has delivered data to the first one
+    # (steploop keeps the transport's state between messages while it is unchanged).
+    async def main() -> tuple[bytes, bytes]:
+        async with tcp_pair(loop) as p:
+            p.client.write(b"one")
+            await p.server_proto.wait_for(3)
+            p.server.write(b"ack")
+            await p.client_proto.wait_for(3)
+            other = Collector(loop)
+            p.server.set_protocol(other)
+            p.client.write(b"two")
+            got = await other.wait_for(3)
+            return bytes(p.server_proto.data), got
+
+    assert run(loop, main()) == (b"one", b"two")
+
+
+class Chunks(Collector):
+    """Records the size of every `data_received` chunk."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.sizes: list[int] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.sizes.append(len(data))
+        super().data_received(data)
+
+
+def test_max_size_set_between_messages(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `max_size` bounds each read: set on the transport, then on its class, after data has
+    # been read with the default.
+    async def main() -> tuple[list[int], list[int], list[int]]:
+        async with tcp_pair(loop, server_factory=lambda: Chunks(loop)) as p:
+            proto = p.server_proto
+            assert isinstance(proto, Chunks)
+            p.client.write(b"x" * 10)
+            await proto.wait_for(10)
+            first = list(proto.sizes)
+            p.server.max_size = 4  # type: ignore[attr-defined]
+            p.client.write(b"y" * 10)
+            await proto.wait_for(20)
+            on_instance = proto.sizes[len(first) :]
+            del p.server.max_size  # type: ignore[attr-defined]
+            monkeypatch.setattr(type(p.server), "max_size", 3)
+            p.client.write(b"z" * 10)
+            await proto.wait_for(30)
+            on_class = proto.sizes[len(first) + len(on_instance) :]
+            assert bytes(proto.data) == b"x" * 10 + b"y" * 10 + b"z" * 10
+            return first, on_instance, on_class
+
+    first, on_instance, on_class = run(loop, main())
+    assert first == [10]
+    assert max(on_instance) <= 4 and sum(on_instance) == 10
+    assert max(on_class) <= 3 and sum(on_class) == 10
+
+
+def test_write_after_abort_of_a_used_transport(loop: asyncio.AbstractEventLoop) -> None:
+    # Writes on a transport that has written before are dropped once it is aborted.
+    async def main() -> tuple[bytes, int]:
+        async with tcp_pair(loop) as p:
+            p.client.write(b"before")
+            await p.server_proto.wait_for(6)
+            p.client.abort()
+            p.client.write(b"after")
+            p.client.write(b"after")
+            await p.client_proto.lost
+            await p.server_proto.lost
+            return bytes(p.server_proto.data), p.client._conn_lost  # type: ignore[attr-defined]
+
+    assert run(loop, main()) == (b"before", 3)
+
+
 # ---------------------------------------------------------------- reading
 
 

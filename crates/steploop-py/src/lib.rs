@@ -4,6 +4,7 @@
 //! `steploop::Core::run_once`; this crate only says how a Python handle runs.
 
 mod asyncgen_hooks;
+mod attr_cache;
 mod context;
 mod error;
 mod fastcall;
@@ -16,6 +17,7 @@ mod report;
 mod runner;
 mod sock;
 mod transport;
+mod transport_state;
 mod transport_write;
 
 use pyo3::prelude::*;

@@ -145,7 +145,7 @@ impl EventsFns {
 /// The dict's version tag (changed by every insertion, deletion or replacement), where the
 /// interpreter keeps one: CPython up to 3.13.
 #[allow(deprecated)] // `ma_version_tag` is deprecated from 3.12, still maintained to 3.13
-fn dict_version(d: &Bound<'_, PyDict>) -> Option<u64> {
+pub(crate) fn dict_version(d: &Bound<'_, PyDict>) -> Option<u64> {
     #[cfg(not(any(Py_3_14, PyPy, GraalPy, Py_LIMITED_API)))]
     {
         // SAFETY: `d` is a live exact-or-subclass dict; reading a field of its struct.
@@ -367,19 +367,32 @@ impl<'a, 'py> InstanceDict<'a, 'py> {
 
     /// `obj.<name>`.
     pub fn get(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        match self.own(name)? {
+            Some(found) => Ok(found),
+            None => self.obj.getattr(name),
+        }
+    }
+
+    /// `obj.__dict__.get(name)`: the instance's own attribute only.
+    pub fn own(&self, name: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = self.obj.py();
         // SAFETY: GIL held; the dict and the (interned, hash cached) name are live.
         // `PyDict_GetItemWithError` returns a borrowed reference, or NULL: not found, or an
         // error (then set).
         let found = unsafe { ffi::PyDict_GetItemWithError(self.dict.as_ptr(), name.as_ptr()) };
         if found.is_null() {
-            if let Some(err) = PyErr::take(py) {
-                return Err(err);
-            }
-            return self.obj.getattr(name);
+            return match PyErr::take(py) {
+                Some(err) => Err(err),
+                None => Ok(None),
+            };
         }
         // SAFETY: `found` is a live object the dict holds; we take our own reference.
-        Ok(unsafe { Bound::from_borrowed_ptr(py, found) })
+        Ok(Some(unsafe { Bound::from_borrowed_ptr(py, found) }))
+    }
+
+    /// The dict itself.
+    pub fn dict(&self) -> &Bound<'py, PyDict> {
+        &self.dict
     }
 }
 

@@ -21,8 +21,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::py::{dict_names_ok, escapes, imports, method_function, InstanceDict};
+use crate::py::{dict_names_ok, escapes, imports, InstanceDict};
 use crate::sock::recv_bytes;
+use crate::transport_state::TransportState;
 
 /// The reader of a `_SelectorSocketTransport`'s socket (see the module docs).
 #[pyclass(module = "steploop")]
@@ -108,22 +109,22 @@ impl TransportReader {
             return Ok(());
         };
         let t = transport.bind(py);
-        let imp = imports(py)?;
-        let attrs = InstanceDict::of(t)?;
-        let cb = attrs.get(intern!(py, "_read_ready_cb"))?;
-        if method_function(&cb) != Some(imp.transport_data_received.as_ptr()) {
+        let state = TransportState::of(t)?;
+        if !state.data_path() {
             // A BufferedProtocol (or a replaced callback): the transport's own path.
-            cb.call0()?;
+            InstanceDict::of(t)?
+                .get(intern!(py, "_read_ready_cb"))?
+                .call0()?;
             return Ok(());
         }
         // `_read_ready__data_received`, step by step.
-        if attrs.get(intern!(py, "_conn_lost"))?.is_truthy()? {
+        if state.conn_lost() {
             return Ok(());
         }
-        let max_size: usize = t.getattr(intern!(py, "max_size"))?.extract()?;
+        let max_size = state.max_size(t)?;
         let data = match recv_bytes(py, self.fd, max_size) {
             Ok(None) => return Ok(()), // BlockingIOError / InterruptedError
-            Ok(Some(data)) => data,
+            Ok(Some(data)) => data.into_bound(py),
             Err(err) if escapes(py, &err) => return Err(err),
             Err(err) => {
                 t.call_method1(
@@ -134,14 +135,13 @@ impl TransportReader {
             }
         };
         let empty = data
-            .bind(py)
             .cast::<PyBytes>()
             .is_ok_and(|b| b.as_bytes().is_empty());
         if empty {
             t.call_method0(intern!(py, "_read_ready__on_eof"))?;
             return Ok(());
         }
-        let protocol = attrs.get(intern!(py, "_protocol"))?;
+        let protocol = state.protocol_now(t)?;
         match protocol.call_method1(intern!(py, "data_received"), (data,)) {
             Ok(_) => Ok(()),
             Err(err) if escapes(py, &err) => Err(err),

@@ -25,8 +25,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice, PyType};
 use pyo3::{ffi, intern};
 
-use crate::py::{escapes, imports, InstanceDict};
+use crate::py::{escapes, imports};
 use crate::sock::{send_bytes, socket_fields};
+use crate::transport_state::TransportState;
 
 /// asyncio's `_SelectorSocketTransport.write` (the function), for every call the native
 /// path does not take.
@@ -99,28 +100,23 @@ fn write_bytes(t: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<Outcom
         return Ok(Outcome::Fallback);
     };
     let payload = bytes.as_bytes();
-    let attrs = InstanceDict::of(t)?;
-    if payload.is_empty()
-        || attrs.get(intern!(py, "_eof"))?.is_truthy()?
-        || !attrs.get(intern!(py, "_empty_waiter"))?.is_none()
-        || attrs.get(intern!(py, "_conn_lost"))?.is_truthy()?
-    {
+    let state = TransportState::of(t)?;
+    if payload.is_empty() || state.eof() || state.waiting() || state.conn_lost() {
         return Ok(Outcome::Fallback);
     }
-    let buffer = attrs.get(intern!(py, "_buffer"))?;
-    let Ok(buffer) = buffer.cast_exact::<PyByteArray>() else {
+    let Ok(buffer) = state.buffer.cast_exact::<PyByteArray>() else {
         return Ok(Outcome::Fallback);
     };
     if !buffer.is_empty() {
         return Ok(Outcome::Fallback);
     }
-    let sock = attrs.get(intern!(py, "_sock"))?;
+    let sock = &state.sock;
     let imp = imports(py)?;
     if !sock.get_type().is(imp.socket_type.bind(py)) {
         return Ok(Outcome::Fallback);
     }
     // `socket.send` on a socket with a timeout waits for room first: asyncio's path.
-    let fd = match socket_fields(&sock)? {
+    let fd = match socket_fields(sock)? {
         Some((fd, true)) => fd,
         Some((_, false)) => return Ok(Outcome::Fallback),
         None => {
