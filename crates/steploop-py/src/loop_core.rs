@@ -423,8 +423,9 @@ impl LoopCore {
         }
     }
 
-    /// Adds the reader or writer of `fd` (one-shot: see `Core::set_reader_oneshot`); the
-    /// watcher it replaces is cancelled, as asyncio does.
+    /// Adds the reader or writer of `fd`: level-triggered (`Core::set_watcher`), or, for a
+    /// reader with `edge = Some(reuse)`, on an edge-triggered registration
+    /// (`Core::set_reader_edge`). The watcher it replaces is cancelled, as asyncio does.
     fn add_watcher(
         slf: &Bound<'_, LoopCore>,
         fd: &Bound<'_, PyAny>,

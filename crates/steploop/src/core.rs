@@ -1358,21 +1358,6 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
             q.io.set_edge(fd, None);
             return self.to_level_triggered(&mut q.io, fd, write, cb);
         }
-        if let Some(armed) = q.io.oneshot(fd) {
-            q.io.set_oneshot(fd, None);
-            if !write && cb.is_none() && !armed {
-                // A one-shot reader that fired removes itself: the kernel has already
-                // disabled the registration; keep it (parked) for the next one-shot wait.
-                q.io.park(fd, true);
-                return Ok(q.io.set(fd, false, None));
-            }
-            if write || cb.is_some() {
-                // Another watcher: back to one level-triggered registration.
-                return self.to_level_triggered(&mut q.io, fd, write, cb);
-            }
-            // An armed one-shot reader removed before it fired: unregister it (below).
-        }
-        q.io.park(fd, false);
         let old_interest = q.io.interest(fd);
         let mut new_interest = old_interest;
         if write {
@@ -2258,13 +2243,7 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
             // A huge `max_wait` (e.g. `Duration::MAX`) does not fit back into a `Duration`
             // after the round trip through `f64`: saturate instead of panicking.
             let wait = timeout.map(|t| Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX));
-            let mut events = {
-                let mut q = lock(&self.q);
-                if q.io.has_fired() {
-                    self.rearm_fired(&mut q);
-                }
-                std::mem::take(&mut q.events)
-            };
+            let mut events = std::mem::take(&mut lock(&self.q).events);
             let reactor = &self.reactor;
             let res = if zero {
                 reactor.wait(wait, &mut events)
@@ -2317,88 +2296,11 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
         Ok((q.take_batch(), polled_at, polls))
     }
 
-    /// Sets `fd`'s reader for one readiness report at a time (`EPOLLONESHOT`), for waits
-    /// that end by removing their own reader (`sock_recv`): the registration is kept,
-    /// disabled, when the reader that fired removes itself, and the next one-shot reader of
-    /// the fd re-arms it with one `epoll_ctl` (a level-triggered reader costs an add and a
-    /// remove per wait). A reader that fired and stays is re-armed before the next poll, so
-    /// it behaves as a level-triggered one. With a writer on the fd, this is
-    /// [`Core::set_watcher`]. Returns the previous reader.
-    ///
-    /// A parked registration is harmless if the fd is closed behind our back: disabled, it
-    /// reports nothing, and the next registration of the fd number falls back from `MOD`
-    /// to `ADD` when the kernel has dropped it.
-    ///
-    /// ```
-    /// # use std::io::Write;
-    /// # use std::os::fd::AsRawFd;
-    /// # use std::os::unix::net::UnixStream;
-    /// # use std::{cell::Cell, rc::Rc};
-    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
-    /// # #[derive(Clone)]
-    /// # struct Job(&'static str, Rc<Cell<bool>>);
-    /// # impl Callback for Job {
-    /// #     fn is_cancelled(&self) -> bool {
-    /// #         self.1.get()
-    /// #     }
-    /// # }
-    /// # fn job(name: &'static str) -> Job {
-    /// #     Job(name, Rc::new(Cell::new(false)))
-    /// # }
-    /// # #[derive(Default)]
-    /// # struct Log(Vec<&'static str>);
-    /// # impl Runner<Job> for Log {
-    /// #     type Error = std::io::Error;
-    /// #     fn run(&mut self, cb: &Job) -> std::io::Result<()> {
-    /// #         self.0.push(cb.0);
-    /// #         Ok(())
-    /// #     }
-    /// #     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
-    /// #         Err(e)
-    /// #     }
-    /// # }
-    /// let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
-    /// let (a, mut b) = UnixStream::pair()?;
-    /// let fd = a.as_raw_fd();
-    /// core.set_reader_oneshot(fd, job("read"))?;
-    /// b.write_all(b"x")?;
-    /// let mut log = Log::default();
-    /// core.run_once(None, &mut log)?;
-    /// assert_eq!(log.0, ["read"]);
-    /// // Not consumed and not removed: it fires again, like a level-triggered reader.
-    /// core.run_once(None, &mut log)?;
-    /// assert_eq!(log.0, ["read", "read"]);
-    /// core.set_watcher(fd, false, None)?; // removed after it fired: parked, no syscall
-    /// core.set_reader_oneshot(fd, job("again"))?; // re-armed with one syscall
-    /// core.run_once(None, &mut log)?;
-    /// assert_eq!(log.0, ["read", "read", "again"]);
-    /// # Ok::<(), steploop::Error>(())
-    /// ```
-    pub fn set_reader_oneshot(&self, fd: RawFd, cb: C) -> Result<Option<C>> {
-        let mut q = lock(&self.q);
-        let (reading, writing) = q.io.interest(fd);
-        if writing {
-            drop(q);
-            return self.set_watcher(fd, false, Some(cb));
-        }
-        match q.io.oneshot(fd) {
-            Some(true) => {}
-            Some(false) => self.reactor.rearm_oneshot(fd)?,
-            None => {
-                let registered = reading || q.io.is_parked(fd);
-                self.reactor.arm_oneshot(fd, registered)?;
-            }
-        }
-        q.io.park(fd, false);
-        q.io.set_oneshot(fd, Some(true));
-        Ok(q.io.set(fd, false, Some(cb)))
-    }
-
     /// Sets `fd`'s reader on an edge-triggered registration (`EPOLLET`) that outlives its
     /// readers: for waits that start right after a read found nothing (`sock_recv`). While
     /// the fd has no other watcher, the registration stays when the reader goes, and the next
     /// `set_reader_edge` with `reuse` costs no syscall at all (a level-triggered reader costs
-    /// an add and a remove per wait, a one-shot one a re-arm).
+    /// an add and a remove per wait).
     ///
     /// The caller promises two things: the fd would block when this is called (it has just
     /// seen `EAGAIN`), so any data from now on is reported; and its reader copes with a
@@ -2457,23 +2359,21 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
         let mut q = lock(&self.q);
         let (reading, writing) = q.io.interest(fd);
         let edge = q.io.edge(fd);
-        if writing || (reading && edge.is_none() && q.io.oneshot(fd).is_none()) {
+        if writing || (reading && edge.is_none()) {
             drop(q);
             return self.set_watcher(fd, false, Some(cb));
         }
+        // Past this point the fd's only watcher, if any, is an edge reader: a registration
+        // is believed to exist exactly when `edge` is set (`arm_edge` copes if it is gone).
         if !(reuse && edge.is_some()) {
-            let registered =
-                edge.is_some() || reading || q.io.is_parked(fd) || q.io.oneshot(fd).is_some();
             let tag = q.io.next_tag();
-            self.reactor.arm_edge(fd, tag, registered)?;
-            q.io.set_oneshot(fd, None);
-            q.io.park(fd, false);
+            self.reactor.arm_edge(fd, tag, edge.is_some())?;
             q.io.set_edge(fd, Some(tag));
         }
         Ok(q.io.set(fd, false, Some(cb)))
     }
 
-    /// Sets a watcher on an fd whose registration is one-shot or edge-triggered, turning it
+    /// Sets a watcher on an fd whose registration is edge-triggered, turning it
     /// into one level-triggered registration with the fd's resulting interest.
     fn to_level_triggered(
         &self,
@@ -2492,18 +2392,6 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
         Ok(io.set(fd, write, cb))
     }
 
-    /// Before a poll: re-arms the one-shot readers that fired and are still installed.
-    fn rearm_fired(&self, q: &mut Queues<C>) {
-        for fd in q.io.take_fired() {
-            if q.io.oneshot(fd) == Some(false)
-                && q.io.interest(fd).0
-                && self.reactor.rearm_oneshot(fd).is_ok()
-            {
-                q.io.set_oneshot(fd, Some(true));
-            }
-        }
-    }
-
     /// Step 3's second half: queue the watchers of ready fds (asyncio's `_process_events`).
     /// A cancelled watcher is unregistered instead.
     fn dispatch_io(&self, events: &mut Vec<Readiness>) {
@@ -2514,12 +2402,11 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
         {
             let mut q = lock(&self.q);
             let q = &mut *q;
-            let (io, ready) = (&mut q.io, &mut q.ready);
+            let (io, ready) = (&q.io, &mut q.ready);
             for ev in events.iter() {
                 if !io.is_current(ev.fd, ev.tag) {
                     continue; // a registration a closed fd left behind
                 }
-                io.note_event(ev.fd);
                 let Some(w) = io.get(ev.fd) else { continue };
                 for (hit, slot, write) in [(ev.read, &w.reader, false), (ev.write, &w.writer, true)]
                 {

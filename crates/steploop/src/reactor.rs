@@ -6,7 +6,7 @@
 //! `selectors.EpollSelector`: a reader runs on every iteration while data is pending). The
 //! event token is the fd itself; the waker uses [`WAKER_TOKEN`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,9 +55,9 @@ pub struct Readiness {
     pub read: bool,
     /// `EVENT_WRITE` (any epoll bit other than `EPOLLIN`).
     pub write: bool,
-    /// The registration's tag: 0 for level-triggered and one-shot registrations, the
-    /// generation given to [`Reactor::arm_edge`] for edge-triggered ones (so that events of
-    /// a registration left behind by a closed fd can be told apart).
+    /// The registration's tag: 0 for level-triggered registrations, the generation given
+    /// to [`Reactor::arm_edge`] for edge-triggered ones (so that events of a registration
+    /// left behind by a closed fd can be told apart).
     pub tag: u32,
 }
 
@@ -351,60 +351,6 @@ impl Reactor {
         }
     }
 
-    /// Registers `fd` for one readiness report (`EPOLLIN | EPOLLONESHOT`): after it fires,
-    /// the kernel keeps the registration but disables it, so a later [`Reactor::rearm_oneshot`]
-    /// is one `epoll_ctl` where a remove and a new add would be two. `registered` says whether
-    /// a (disabled or level-triggered) registration is believed to exist; either way the other
-    /// case is handled (the fd may have been closed and its number reused meanwhile).
-    ///
-    /// ```
-    /// # use std::io::Write;
-    /// # use std::os::fd::AsRawFd;
-    /// # use std::os::unix::net::UnixStream;
-    /// # use steploop::Reactor;
-    /// let reactor = Reactor::new()?;
-    /// let (a, mut b) = UnixStream::pair()?;
-    /// reactor.arm_oneshot(a.as_raw_fd(), false)?;
-    /// b.write_all(b"x")?;
-    /// let mut out = Vec::new();
-    /// reactor.begin_wait();
-    /// assert_eq!(reactor.wait(None, &mut out)?, 1);
-    /// // Still readable, but the registration is disabled until re-armed.
-    /// reactor.begin_wait();
-    /// assert_eq!(reactor.wait(Some(std::time::Duration::ZERO), &mut out)?, 0);
-    /// reactor.arm_oneshot(a.as_raw_fd(), true)?;
-    /// reactor.begin_wait();
-    /// assert_eq!(reactor.wait(None, &mut out)?, 1);
-    /// # Ok::<(), steploop::Error>(())
-    /// ```
-    pub fn arm_oneshot(&self, fd: RawFd, registered: bool) -> Result<()> {
-        let mask = libc::EPOLLIN as u32 | libc::EPOLLONESHOT as u32;
-        self.register(fd, mask, 0, registered)
-    }
-
-    /// `MOD` then `ADD` (when a registration is believed to exist) or `ADD` then `MOD`:
-    /// the belief may be wrong after an fd was closed behind our back and its number reused.
-    fn register(&self, fd: RawFd, mask: u32, tag: u32, registered: bool) -> Result<()> {
-        if fd < 0 {
-            return Err(Error::InvalidFd(fd));
-        }
-        if self.is_closed() {
-            return Err(Error::Closed);
-        }
-        let (first, then, fallback_on) = if registered {
-            (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD, libc::ENOENT)
-        } else {
-            (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD, libc::EEXIST)
-        };
-        let res = match sys::epoll_ctl_tagged(self.epfd, first, fd, mask, tag) {
-            Err(e) if e.raw_os_error() == Some(fallback_on) => {
-                sys::epoll_ctl_tagged(self.epfd, then, fd, mask, tag)
-            }
-            r => r,
-        };
-        res.map_err(Error::Io)
-    }
-
     /// Registers `fd` edge-triggered for reading (`EPOLLIN | EPOLLET`), its events tagged
     /// with `tag` ([`Readiness::tag`]): one report per arrival of data, none while data
     /// just sits there, so the registration can stay when its reader goes (nothing spins)
@@ -436,17 +382,31 @@ impl Reactor {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn arm_edge(&self, fd: RawFd, tag: u32, registered: bool) -> Result<()> {
+        if fd < 0 {
+            return Err(Error::InvalidFd(fd));
+        }
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         let mask = libc::EPOLLIN as u32 | libc::EPOLLET as u32;
-        self.register(fd, mask, tag, registered)
-    }
-
-    /// Re-arms a one-shot registration made by [`Reactor::arm_oneshot`] that has fired.
-    pub fn rearm_oneshot(&self, fd: RawFd) -> Result<()> {
-        self.arm_oneshot(fd, true)
+        // The belief in `registered` may be wrong after the fd was closed behind our back
+        // and its number reused: `MOD` falls back to `ADD`, and `ADD` to `MOD`.
+        let (first, then, fallback_on) = if registered {
+            (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD, libc::ENOENT)
+        } else {
+            (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD, libc::EEXIST)
+        };
+        let res = match sys::epoll_ctl_tagged(self.epfd, first, fd, mask, tag) {
+            Err(e) if e.raw_os_error() == Some(fallback_on) => {
+                sys::epoll_ctl_tagged(self.epfd, then, fd, mask, tag)
+            }
+            r => r,
+        };
+        res.map_err(Error::Io)
     }
 
     /// Sets the (level-triggered) interest of `fd` whatever its registration is now (e.g.
-    /// a one-shot one), with one `MOD` (`ADD` if it is not registered), or `DEL` for none.
+    /// an edge-triggered one), with one `MOD` (`ADD` if it is not registered), or `DEL` for none.
     pub fn reset_interest(&self, fd: RawFd, new: (bool, bool)) -> Result<()> {
         if new == (false, false) {
             return match sys::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, 0) {
@@ -648,13 +608,6 @@ pub struct Watchers<C> {
 #[derive(Debug)]
 pub struct IoTable<C> {
     map: HashMap<RawFd, Watchers<C>>,
-    /// Readers registered one-shot (`Core::set_reader_oneshot`): `true` while armed, `false`
-    /// once fired (the kernel has disabled the registration).
-    oneshot: HashMap<RawFd, bool>,
-    /// fds whose fired one-shot registration was kept (disabled) when their reader went.
-    parked: HashSet<RawFd>,
-    /// One-shot readers that fired since the last poll (re-armed if still installed).
-    fired: Vec<RawFd>,
     /// fds with an edge-triggered registration (`Core::set_reader_edge`), with or without a
     /// reader, and the tag of that registration.
     edge: HashMap<RawFd, u32>,
@@ -666,9 +619,6 @@ impl<C> Default for IoTable<C> {
     fn default() -> Self {
         IoTable {
             map: HashMap::new(),
-            oneshot: HashMap::new(),
-            parked: HashSet::new(),
-            fired: Vec::new(),
             edge: HashMap::new(),
             last_tag: 0,
         }
@@ -780,62 +730,8 @@ impl<C> IoTable<C> {
     /// assert!(table.is_empty());
     /// ```
     pub fn drain(&mut self) -> Vec<(RawFd, Watchers<C>)> {
-        self.oneshot.clear();
-        self.parked.clear();
-        self.fired.clear();
         self.edge.clear();
         self.map.drain().collect()
-    }
-
-    /// The one-shot state of `fd`'s reader: `Some(true)` armed, `Some(false)` fired, `None`
-    /// for a level-triggered reader or none.
-    pub(crate) fn oneshot(&self, fd: RawFd) -> Option<bool> {
-        self.oneshot.get(&fd).copied()
-    }
-
-    /// Records `fd`'s reader as one-shot and armed (or forgets it, `None`).
-    pub(crate) fn set_oneshot(&mut self, fd: RawFd, armed: Option<bool>) {
-        match armed {
-            Some(a) => {
-                self.oneshot.insert(fd, a);
-            }
-            None => {
-                self.oneshot.remove(&fd);
-            }
-        }
-    }
-
-    /// An event for `fd`: an armed one-shot reader is now fired.
-    pub(crate) fn note_event(&mut self, fd: RawFd) {
-        if let Some(armed) = self.oneshot.get_mut(&fd) {
-            if *armed {
-                *armed = false;
-                self.fired.push(fd);
-            }
-        }
-    }
-
-    /// Whether `fd` has a parked (disabled one-shot) registration; `park` sets it, `unpark`
-    /// forgets it.
-    pub(crate) fn is_parked(&self, fd: RawFd) -> bool {
-        self.parked.contains(&fd)
-    }
-
-    pub(crate) fn park(&mut self, fd: RawFd, parked: bool) {
-        if parked {
-            self.parked.insert(fd);
-        } else if !self.parked.is_empty() {
-            self.parked.remove(&fd);
-        }
-    }
-
-    /// The one-shot readers that fired since the last call.
-    pub(crate) fn take_fired(&mut self) -> Vec<RawFd> {
-        std::mem::take(&mut self.fired)
-    }
-
-    pub(crate) fn has_fired(&self) -> bool {
-        !self.fired.is_empty()
     }
 
     /// The tag of `fd`'s edge-triggered registration, if it has one.

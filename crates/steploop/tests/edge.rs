@@ -1,8 +1,8 @@
 //! Edge-triggered readers (`Core::set_reader_edge`): the registration outlives its readers
-//! (the next reader costs no syscall), reports only new data (nothing spins while a parked
-//! fd holds unread data), gives way to a level-triggered watcher without losing what is
-//! pending, and a registration left behind by a closed fd (kept alive by a `dup`) cannot
-//! wake the reader of the fd that reuses its number.
+//! (the next reader costs no syscall), reports only new data (nothing spins while an fd
+//! without a reader holds unread data), gives way to a level-triggered watcher without
+//! losing what is pending, and a registration left behind by a closed fd (kept alive by a
+//! `dup`) cannot wake the reader of the fd that reuses its number.
 #![cfg(not(miri))] // real sockets
 
 mod util;
@@ -35,7 +35,7 @@ fn reports_new_data_once_and_serves_the_next_reader() {
     let mut buf = [0u8; 1];
     b.read_exact(&mut buf).unwrap(); // a partial read, as sock_recv(1) would do
     core.set_watcher(fd, false, None).unwrap();
-    // Parked with a byte unread: nothing reported, nothing spins.
+    // The registration stays with a byte unread: nothing reported, nothing spins.
     let s = step(&core, &mut rec);
     assert_eq!((s.io_events, s.callbacks), (0, 0));
     b.read_exact(&mut buf).unwrap(); // the next wait's first read finds it
@@ -118,4 +118,75 @@ fn a_registration_left_behind_by_a_dup_cannot_wake_the_new_fd() {
     assert_eq!(step(&core, &mut rec).callbacks, 1);
     assert_eq!(rec.0, ["new"]);
     drop(keep);
+}
+
+#[test]
+fn a_writer_makes_the_next_edge_reader_level_triggered() {
+    let core = core();
+    let (mut a, b) = pair();
+    let fd = b.as_raw_fd();
+    let mut rec = Record::default();
+    core.set_reader_edge(fd, Named::new("r"), false).unwrap();
+    core.set_watcher(fd, true, Some(Named::new("w"))).unwrap();
+    a.write_all(b"x").unwrap();
+    for _ in 0..2 {
+        step(&core, &mut rec);
+    }
+    // Level-triggered now: the unread byte is reported on every step.
+    assert_eq!(rec.0, ["r", "w", "r", "w"]);
+    // With a writer present, an edge reader is an ordinary one.
+    core.set_reader_edge(fd, Named::new("r2"), true).unwrap();
+    step(&core, &mut rec);
+    assert_eq!(&rec.0[4..], ["r2", "w"]);
+}
+
+#[test]
+fn a_closed_fd_whose_number_is_reused_takes_a_level_triggered_reader() {
+    // The registration kept for the next edge reader dies with the closed socket; the new
+    // socket that gets the same fd number must be registered for real.
+    let core = core();
+    let (mut a, mut b) = pair();
+    let fd = b.as_raw_fd();
+    let mut rec = Record::default();
+    core.set_reader_edge(fd, Named::new("old"), false).unwrap();
+    a.write_all(b"x").unwrap();
+    assert_eq!(step(&core, &mut rec).callbacks, 1);
+    b.read_exact(&mut [0u8; 1]).unwrap();
+    core.set_watcher(fd, false, None).unwrap(); // the registration stays
+    drop((a, b));
+    let mut keep = Vec::new();
+    let (mut c, _d) = pair_reusing(fd, &mut keep);
+    core.set_watcher(fd, false, Some(Named::new("new")))
+        .unwrap();
+    c.write_all(b"y").unwrap();
+    rec.0.clear();
+    assert_eq!(step(&core, &mut rec).callbacks, 1);
+    assert_eq!(step(&core, &mut rec).callbacks, 1); // level-triggered
+    assert_eq!(rec.0, ["new", "new"]);
+}
+
+#[test]
+fn clear_forgets_edge_state() {
+    // Whether the edge reader is still there (`clear` unregisters it) or has gone (the
+    // registration stays in the kernel), the next edge reader registers again and sees
+    // the data that is pending.
+    for reader_stays in [true, false] {
+        let core = core();
+        let (mut a, b) = pair();
+        let fd = b.as_raw_fd();
+        let mut rec = Record::default();
+        core.set_reader_edge(fd, Named::new("r"), false).unwrap();
+        a.write_all(b"x").unwrap();
+        step(&core, &mut rec);
+        if !reader_stays {
+            core.set_watcher(fd, false, None).unwrap();
+        }
+        let removed = core.clear();
+        assert_eq!(removed.len(), usize::from(reader_stays));
+        assert!(!core.has_watcher(fd, false));
+        // `reuse` cannot skip the registration: the engine no longer knows of one.
+        core.set_reader_edge(fd, Named::new("after"), true).unwrap();
+        step(&core, &mut rec);
+        assert_eq!(rec.0, ["r", "after"]);
+    }
 }
