@@ -6,7 +6,7 @@
 //! `selectors.EpollSelector`: a reader runs on every iteration while data is pending). The
 //! event token is the fd itself; the waker uses [`WAKER_TOKEN`].
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -607,10 +607,12 @@ pub struct Watchers<C> {
 /// ```
 #[derive(Debug)]
 pub struct IoTable<C> {
-    map: HashMap<RawFd, Watchers<C>>,
+    /// Keyed with FxHash: an fd is a small int, and the default SipHash cost more than the
+    /// rest of the lookup on every I/O event.
+    map: FxHashMap<RawFd, Watchers<C>>,
     /// fds with an edge-triggered registration (`Core::set_reader_edge`), with or without a
     /// reader, and the tag of that registration.
-    edge: HashMap<RawFd, u32>,
+    edge: FxHashMap<RawFd, u32>,
     /// The last tag given to an edge registration.
     last_tag: u32,
 }
@@ -618,8 +620,8 @@ pub struct IoTable<C> {
 impl<C> Default for IoTable<C> {
     fn default() -> Self {
         IoTable {
-            map: HashMap::new(),
-            edge: HashMap::new(),
+            map: FxHashMap::default(),
+            edge: FxHashMap::default(),
             last_tag: 0,
         }
     }
