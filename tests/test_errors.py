@@ -79,6 +79,36 @@ def test_non_callable_in_non_debug_mode_fails_when_run(
     assert context["handle"] is handle
 
 
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_soon_threadsafe"])
+def test_context_that_is_not_a_context(
+    loop: asyncio.AbstractEventLoop, loop_errors: list[dict[str, Any]], method: str
+) -> None:
+    # asyncio does not check `context=`: the handle calls `context.run(callback, *args)`
+    # when it runs, so an int fails there with AttributeError, and any object with a `run`
+    # method is used as it is.
+    loop.set_debug(False)
+    ran: list[tuple[Any, ...]] = []
+
+    class Runs:
+        def run(self, callback: Callable[..., Any], *args: Any) -> None:
+            ran.append(args)
+            callback(*args)
+
+    def schedule(callback: Callable[..., Any], *args: Any, context: Any) -> asyncio.Handle:
+        if method == "call_later":
+            return loop.call_later(0, callback, *args, context=context)
+        return getattr(loop, method)(callback, *args, context=context)  # type: ignore[no-any-return]
+
+    handle = schedule(ran.append, ("int",), context=1)
+    schedule(ran.append, ("duck",), context=Runs())
+    run_briefly(loop)
+    (context,) = loop_errors
+    assert context["handle"] is handle
+    assert type(context["exception"]) is AttributeError
+    assert str(context["exception"]) == "'int' object has no attribute 'run'"
+    assert ran == [(("duck",),), ("duck",)]
+
+
 def test_exception_handler_api(loop: asyncio.AbstractEventLoop) -> None:
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         pass

@@ -241,13 +241,23 @@ pub fn call_with_tuple<'py>(
     }
 }
 
-/// `context.run(callback, *args)` without building a bound method: enter, call, exit.
+/// `context.run(callback, *args)` without building a bound method: enter, call, exit. A
+/// context that is not a `contextvars.Context` (asyncio accepts anything) gets asyncio's
+/// literal `context.run(...)`: an `int` raises `AttributeError` as it does there.
 pub fn run_in_context<'py>(
     py: Python<'py>,
     context: &Bound<'py, PyAny>,
     callback: &Bound<'py, PyAny>,
     args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: GIL held; a type check of a live object.
+    if unsafe { ffi::PyContext_CheckExact(context.as_ptr()) } == 0 {
+        let run = context.getattr(pyo3::intern!(py, "run"))?;
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(callback.clone());
+        all.extend(args.iter());
+        return run.call1(PyTuple::new(py, all)?);
+    }
     // SAFETY: GIL held; `context` is a live object. PyContext_Enter type-checks it and fails
     // with an exception (RuntimeError if already entered, TypeError if not a Context).
     if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
