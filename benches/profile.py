@@ -8,6 +8,8 @@
   and imports cancel out. callgrind counts instructions, which repeat exactly for the same
   binary and input whatever else the machine does (unlike time on a shared machine); the
   kernel's side of a syscall is not counted.
+* Instructions per echoed message: the echo servers of benches/workloads.py under callgrind,
+  their client (benches/echo_client.py) in another process, natively; N and 1 messages.
 * Syscalls per loop entry: ``strace -c -f`` of 1000 ``stop(); run_forever()`` entries minus a
   run with 1 entry, per loop.
 
@@ -96,6 +98,31 @@ loop = mk(); loop.run_until_complete(main()); loop.close()
     ),
 }
 
+# Echo servers (benches/workloads.py's, with its client in another process, which callgrind
+# does not follow): the server process's instructions per echoed message. One connection and
+# 1 KiB messages, so every message is one read and one write whatever the timing. Under
+# callgrind the server runs ~50x slower than its client, so the next message is often
+# there before the server polls: a transport's reader runs the same code either way, but
+# `sock_recv` would take its no-wait path almost every time, which is not what it does at
+# native speed; so the `sock_*` server is not profiled here.
+ECHO_MODES = {
+    "echo_proto_1k_c1": ("proto", "one 1 KiB echo message, protocol server (server process)"),
+    "echo_streams_1k_c1": ("streams", "one 1 KiB echo message, streams server (server process)"),
+}
+
+ECHO_PROGRAM = """
+import sys
+sys.path.insert(0, {benches!r})
+import workloads
+{factory}
+workloads._echo(mk, int(sys.argv[1]), {mode!r}, 1024, 1)
+"""
+
+
+def echo_messages(n: int) -> int:
+    """Messages `workloads._echo(..., n, ..., conc=1)` exchanges: its warm-up, then n."""
+    return n + max(2, n // 10)
+
 
 def stderr_of(tool: list[str], loop: str, program: str, n: int) -> str:
     """Run ``program`` on ``loop`` with ``n`` in sys.argv[1] under ``tool``; its stderr."""
@@ -115,6 +142,7 @@ def stderr_of(tool: list[str], loop: str, program: str, n: int) -> str:
 
 
 def instructions(loop: str, program: str, n: int) -> int:
+    """Instructions callgrind counts for the whole run (the process started, not children)."""
     callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
     out = stderr_of(callgrind, loop, program, n)
     m = re.search(r"Collected : ([\d,]+)", out)
@@ -144,11 +172,17 @@ def installed(loop: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--n", type=int, default=20001, help="operations per measured run")
+    ap.add_argument("--echo-n", type=int, default=2001, help="messages per measured echo run")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "profile.json"))
+    ap.add_argument("--only", default="", help="regex: only these workloads (and no syscalls)")
     args = ap.parse_args(argv)
     loops = [lp for lp in FACTORIES if installed(lp)]
-    result: dict[str, Any] = {"n": args.n, "instructions": {}, "syscalls": {}, "ops": {}}
+    result: dict[str, Any] = {"n": args.n, "echo_n": args.echo_n, "instructions": {}}
+    result.update(syscalls={}, ops={})
+    wanted = re.compile(args.only or ".")
     for name, (what, program) in WORKLOADS.items():
+        if not wanted.search(name):
+            continue
         result["ops"][name] = what
         row: dict[str, float] = {}
         for lp in loops:
@@ -157,7 +191,20 @@ def main(argv: list[str] | None = None) -> int:
             row[lp] = round((full - base) / (args.n - 1))
             print(f"{name:28} {lp:9} {row[lp]:>8} instructions per op", file=sys.stderr)
         result["instructions"][name] = row
-    for lp in loops:
+    os.environ.setdefault("BENCH_CLIENT_TIMEOUT", "300")  # the server runs under callgrind
+    for name, (mode, what) in ECHO_MODES.items():
+        if not wanted.search(name):
+            continue
+        result["ops"][name] = what
+        program = ECHO_PROGRAM.replace("{mode!r}", repr(mode)).replace("{benches!r}", repr(HERE))
+        row = {}
+        for lp in loops:
+            base = instructions(lp, program, 1)
+            full = instructions(lp, program, args.echo_n)
+            row[lp] = round((full - base) / (echo_messages(args.echo_n) - echo_messages(1)))
+            print(f"{name:28} {lp:9} {row[lp]:>8} instructions per message", file=sys.stderr)
+        result["instructions"][name] = row
+    for lp in loops if not args.only else []:
         one, many = syscalls(lp, 1), syscalls(lp, 1001)
         per = {k: round((v - one.get(k, 0)) / 1000, 2) for k, v in many.items()}
         result["syscalls"][lp] = {k: v for k, v in sorted(per.items()) if v > 0}

@@ -332,7 +332,8 @@ def profile(path: str) -> list[str]:
             "From `python benches/profile.py`: instructions per operation counted by callgrind "
             "(exact and repeatable, unlike time on a shared machine; the kernel's side of a "
             "syscall is not counted), and syscalls per `stop(); run_forever()` entry from "
-            "`strace -c` of 1000 entries."
+            "`strace -c` of 1000 entries. The echo rows count the server's process only: its "
+            "client runs natively in another process."
         ),
         "",
         "| operation | " + " | ".join(loops) + " |",
