@@ -13,10 +13,11 @@
 //! `_maybe_pause_protocol`; `_fatal_error` with asyncio's message) through the
 //! transport's own methods.
 //!
-//! The transport's state is read from its instance dict (`py::InstanceDict`: no type
-//! lookup, checked once to be what `getattr` returns) and the socket's fd and timeout from
-//! the socket object (`sock::socket_fields`, a layout checked once at runtime), so the
-//! common case costs no Python-level attribute lookup or method call.
+//! The transport's state is read from its instance dict, once per version of that dict
+//! (`transport_state::TransportState`: no type lookup, checked once to be what `getattr`
+//! returns), and the socket's fd and timeout from the socket object (`sock::socket_fields`,
+//! a layout checked once at runtime), so the common case costs no Python-level attribute
+//! lookup or method call.
 
 use std::ffi::{c_char, CStr};
 
