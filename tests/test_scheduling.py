@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import heapq
 import math
+import sys
 import threading
 from typing import Any
 
@@ -606,6 +607,47 @@ def test_snapshots_follow_the_scheduling_context(loop: asyncio.AbstractEventLoop
     thread.join()
     run_briefly(loop)
     assert seen == ["a"] * 100 + ["b"] * 100 + ["c"] * 100 + ["thread"] * 100
+
+
+def test_snapshot_after_the_context_changed_in_place(loop: asyncio.AbstractEventLoop) -> None:
+    """The scheduling context is changed between two handles (steploop compares the current
+    context's variables with the last snapshot's before copying), from a thread that had no
+    context before its first handle, and from the loop's thread."""
+    seen: list[str] = []
+
+    def from_thread() -> None:
+        loop.call_soon_threadsafe(lambda: seen.append(var.get()))  # no context yet
+        var.set("thread")
+        loop.call_soon_threadsafe(lambda: seen.append(var.get()))
+        var.set("thread again")
+        loop.call_soon_threadsafe(lambda: seen.append(var.get()))
+
+    thread = threading.Thread(target=from_thread)
+    thread.start()
+    thread.join()
+
+    def schedule() -> None:
+        loop.call_soon(lambda: seen.append(var.get()))
+        var.set("here")
+        loop.call_soon(lambda: seen.append(var.get()))
+        loop.call_soon(lambda: seen.append(var.get()))
+
+    contextvars.copy_context().run(schedule)
+    run_briefly(loop)
+    assert seen == ["default", "thread", "thread again", "default", "here", "here"]
+
+
+@pytest.mark.skipif(
+    sys.implementation.name != "cpython" or not (3, 11) <= sys.version_info[:2] < (3, 14),
+    reason="the thread state's context is only read on CPython 3.11-3.13",
+)
+@pytest.mark.steploop_only
+def test_steploop_reads_the_current_context_directly() -> None:
+    # Handles scheduled without context= from an unchanged context reuse the last snapshot
+    # without copying the context first; the field must be found on this interpreter.
+    from steploop import _steploop
+
+    assert _steploop._current_context_known()
 
 
 def test_callback_raising_after_a_change_leaves_no_trace(

@@ -13,6 +13,7 @@ __all__ = [
     "TimerHandle",
     "__version__",
     "_register_socket_transport",
+    "_current_context_known",
     "_socket_layout_known",
 ]
 
@@ -144,3 +145,4 @@ class LoopCore:
 
 def _register_socket_transport(cls: type) -> None: ...
 def _socket_layout_known() -> bool: ...
+def _current_context_known() -> bool: ...

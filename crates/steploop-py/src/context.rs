@@ -114,6 +114,82 @@ pub(crate) fn vars_offset_ok(py: Python<'_>) -> bool {
     *LAYOUT_OK.get_or_init(py, || check_layout(py).unwrap_or(false))
 }
 
+/// Where a thread state keeps its current context (`PyThreadState.context`, a word of the
+/// public but unstable `struct _ts`), found once by [`find_current_slot`], or `None`.
+static CURRENT_SLOT: PyOnceLock<Option<usize>> = PyOnceLock::new();
+
+/// The words of `PyThreadState` searched for the context field: the field is word 31 on
+/// 3.11, and the struct is over 40 words long on 3.11 to 3.13.
+const TSTATE_WORDS: usize = 36;
+
+/// Finds the word of this thread's `PyThreadState` that holds the current context: the one
+/// word that is the entered context while each of two contexts is entered, and changes back
+/// when they are exited.
+fn find_current_slot(py: Python<'_>) -> PyResult<Option<usize>> {
+    if !crate::py::cpython_in(py, (3, 11), (3, 14)) || !vars_offset_ok(py) {
+        return Ok(None);
+    }
+    // SAFETY: GIL held; `PyThreadState_Get` returns this thread's live thread state, whose
+    // struct is more than `TSTATE_WORDS` pointer-sized words on the versions allowed above,
+    // so reading those words is in bounds.
+    let words = || unsafe {
+        let ts = ffi::PyThreadState_Get().cast::<usize>();
+        (0..TSTATE_WORDS).map(|i| *ts.add(i)).collect::<Vec<_>>()
+    };
+    let a = copy_context(py)?.into_bound(py);
+    let b = copy_context(py)?.into_bound(py);
+    let before = words();
+    let mut inside = Vec::new();
+    for ctx in [&a, &b] {
+        // SAFETY: GIL held; entering a fresh context (not entered anywhere) and exiting it
+        // right after, with nothing run in between.
+        unsafe {
+            if ffi::PyContext_Enter(ctx.as_ptr()) < 0 {
+                return Err(PyErr::fetch(py));
+            }
+            inside.push(words());
+            if ffi::PyContext_Exit(ctx.as_ptr()) < 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+    }
+    let after = words();
+    let found: Vec<usize> = (0..TSTATE_WORDS)
+        .filter(|&i| {
+            inside[0][i] == a.as_ptr() as usize
+                && inside[1][i] == b.as_ptr() as usize
+                && before[i] == after[i]
+        })
+        .collect();
+    Ok(match found[..] {
+        [i] => Some(i),
+        _ => None,
+    })
+}
+
+/// Whether the current context is read from the thread state on this interpreter (for the
+/// tests: on CPython 3.11 it must be).
+#[pyfunction]
+pub(crate) fn _current_context_known(py: Python<'_>) -> bool {
+    CURRENT_SLOT
+        .get_or_init(py, || find_current_slot(py).unwrap_or(None))
+        .is_some()
+}
+
+/// The context current on this thread (borrowed), without copying it; `None` when it has
+/// none yet or the field was not found.
+fn current_context(py: Python<'_>) -> Option<*mut ffi::PyObject> {
+    let slot = (*CURRENT_SLOT.get_or_init(py, || find_current_slot(py).unwrap_or(None)))?;
+    // SAFETY: GIL held; `slot` was found to be the thread state's context field (the same
+    // struct for every thread), which holds NULL or a live context the thread state owns.
+    let ctx = unsafe {
+        *ffi::PyThreadState_Get()
+            .cast::<*mut ffi::PyObject>()
+            .add(slot)
+    };
+    (!ctx.is_null()).then_some(ctx)
+}
+
 /// The loop's last handed-out snapshot. A cell under the GIL: it is only borrowed for a
 /// pointer comparison or a swap, never across an allocation or a call into Python (which is
 /// when the collector could run the loop's `tp_traverse`).
@@ -143,6 +219,13 @@ impl SharedContexts {
         // point (fastcall.rs), outside pyo3's trampolines, where a dropped `Py` would wait in
         // pyo3's pool for the next entry instead of being released (and, a context being a
         // GC object, the collector would walk every one of them meanwhile).
+        // The current context holds the last snapshot's mapping: a copy would too, so the
+        // snapshot is handed out without making one.
+        if let Some(snapshot) = self.last.get(py).as_ref() {
+            if current_context(py).is_some_and(|current| same_vars(snapshot.as_ptr(), current)) {
+                return Ok((snapshot.clone_ref(py), true));
+            }
+        }
         let fresh = copy_context(py)?.into_bound(py);
         if !vars_offset_ok(py) {
             return Ok((fresh.unbind(), false));

@@ -26,6 +26,8 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = true)]
 mod _steploop {
     #[pymodule_export]
+    use crate::context::_current_context_known;
+    #[pymodule_export]
     use crate::handle::{Handle, TimerHandle};
     #[pymodule_export]
     use crate::loop_core::LoopCore;
