@@ -12,8 +12,8 @@ __all__ = [
     "StepReport",
     "TimerHandle",
     "__version__",
-    "_register_socket_transport",
     "_current_context_known",
+    "_register_socket_transport",
     "_socket_layout_known",
 ]
 
