@@ -13,6 +13,7 @@
 //! timeout are read on every use.
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyInt};
 use pyo3::{ffi, intern};
 
@@ -42,6 +43,12 @@ struct Facts {
 
 static FACTS: DictTable<Facts, 256> = DictTable::new();
 
+/// Whether a dict's version stands for its contents on this interpreter: CPython 3.11 and
+/// 3.12, where every store into a real instance dict goes through the dict and moves its
+/// version. (From 3.13 an instance's inline values can be written while a dict object for
+/// them exists; the facts are then not kept.)
+static VERSIONS_TRUSTED: PyOnceLock<bool> = PyOnceLock::new();
+
 /// A socket transport's state, as its `_read_ready__data_received` and `write` read it.
 pub(crate) struct TransportState<'py> {
     dict: Bound<'py, PyDict>,
@@ -63,7 +70,9 @@ impl<'py> TransportState<'py> {
         let py = t.py();
         let attrs = InstanceDict::of(t)?;
         let dict = attrs.dict().clone();
-        let version = dict_version(&dict);
+        let trusted =
+            *VERSIONS_TRUSTED.get_or_init(py, || crate::py::cpython_in(py, (3, 11), (3, 13)));
+        let version = dict_version(&dict).filter(|_| trusted);
         if let Some(v) = version {
             if let Some(f) = FACTS.get(&dict, v) {
                 // SAFETY: the dict is unchanged since the facts were stored (same dict, same
