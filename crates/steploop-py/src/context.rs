@@ -221,9 +221,14 @@ impl SharedContexts {
         // GC object, the collector would walk every one of them meanwhile).
         // The current context holds the last snapshot's mapping: a copy would too, so the
         // snapshot is handed out without making one.
-        if let Some(snapshot) = self.last.get(py).as_ref() {
-            if current_context(py).is_some_and(|current| same_vars(snapshot.as_ptr(), current)) {
-                return Ok((snapshot.clone_ref(py), true));
+        // (The cell is let go before `current_context`, whose first call runs the probe.)
+        if self.last.get(py).is_some() {
+            if let Some(current) = current_context(py) {
+                if let Some(snapshot) = self.last.get(py).as_ref() {
+                    if same_vars(snapshot.as_ptr(), current) {
+                        return Ok((snapshot.clone_ref(py), true));
+                    }
+                }
             }
         }
         let fresh = copy_context(py)?.into_bound(py);
