@@ -179,3 +179,52 @@ def test_pending_handle_survives_collection(loop_kind: str) -> None:
         assert seen == list(range(1000))
     finally:
         loop.close()
+
+
+@pytest.mark.steploop_only
+def test_handle_free_lists_keep_a_burst_while_running_and_give_it_back() -> None:
+    """Freed handles are kept for reuse (up to 65536 per type) while the loop runs, so a burst
+    of `call_soon_threadsafe` does not fault its memory in again each time; all but 4096 go
+    back when the loop stops, and after a poll that sat idle for a second or more."""
+    import steploop
+    from steploop import _steploop
+
+    loop = steploop.new_event_loop()
+    try:
+        kept: list[tuple[int, int]] = []
+
+        def burst() -> None:
+            for _ in range(20_000):
+                loop.call_soon(lambda: None)
+                loop.call_later(3600, lambda: None).cancel()
+
+        def look() -> None:
+            kept.append(_steploop._free_handle_counts())
+
+        loop.call_soon(burst)
+        loop.call_later(0, lambda: loop.call_soon(look))
+        run_briefly(loop, 3)  # the burst; its callbacks and the timer; `look`
+        during = kept[-1]
+        after_stop = _steploop._free_handle_counts()
+
+        # Idle: a burst again, then a poll that blocks for 1.1 s on a timer.
+        done = loop.create_future()
+
+        def finish() -> None:
+            look()
+            done.set_result(None)
+
+        def look_then_idle() -> None:
+            look()
+            loop.call_later(1.1, finish)
+
+        loop.call_soon(burst)
+        loop.call_later(0, lambda: loop.call_soon(look_then_idle))
+        loop.run_until_complete(done)
+        before_idle, after_idle = kept[-2], kept[-1]
+    finally:
+        loop.close()
+    assert during[0] > 4096 and during[1] > 4096
+    assert after_stop[0] <= 4096 and after_stop[1] <= 4096
+    assert before_idle[0] > 4096
+    assert after_idle[0] <= 4096 and after_idle[1] <= 4096

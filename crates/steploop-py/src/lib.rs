@@ -28,6 +28,8 @@ mod _steploop {
     #[pymodule_export]
     use crate::context::_current_context_known;
     #[pymodule_export]
+    use crate::freelist::_free_handle_counts;
+    #[pymodule_export]
     use crate::handle::{Handle, TimerHandle};
     #[pymodule_export]
     use crate::loop_core::LoopCore;

@@ -354,6 +354,8 @@ impl LoopCore {
             Ok(())
         };
         let r3 = asyncgen_hooks::restore(py, e.old_hooks);
+        // The loop stops: what the handle free lists kept for a burst goes back.
+        crate::freelist::trim(py);
         r1?;
         r2?;
         r3?;
@@ -1141,6 +1143,8 @@ impl LoopCore {
         self.contexts.clear(py);
         let owners = std::mem::take(self.edge_owners.get(py));
         drop(owners);
+        // The handles just freed went to the free lists: a closed loop keeps none of them.
+        crate::freelist::trim(py);
         // The epoll fd and the eventfd go now, as asyncio closes its selector and self-pipe.
         self.core.close_reactor();
     }

@@ -97,7 +97,14 @@ impl steploop::Runner<HandleRef> for PyRunner<'_> {
     }
 
     fn blocking<T: Send>(&mut self, f: impl FnOnce() -> T + Send) -> T {
-        self.py.detach(f)
+        let t0 = std::time::Instant::now();
+        let res = self.py.detach(f);
+        // A loop that sat idle gives back what the handle free lists kept for a burst (a
+        // loop woken often, e.g. by another thread's bursts, keeps it).
+        if t0.elapsed() >= crate::freelist::IDLE_TRIM {
+            crate::freelist::trim(self.py);
+        }
+        res
     }
 
     fn poll_failed(&mut self, e: io::Error) -> Result<(), Box<PyErr>> {
