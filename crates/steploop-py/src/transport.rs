@@ -78,6 +78,17 @@ pub(crate) fn native_reader(
     }))
 }
 
+/// asyncio's `except (SystemExit, KeyboardInterrupt): raise` then `except BaseException as
+/// exc: self._fatal_error(exc, message)`, for an error of transport `t`'s native paths.
+pub(crate) fn fatal_error(t: &Bound<'_, PyAny>, err: PyErr, message: &str) -> PyResult<()> {
+    let py = t.py();
+    if escapes(py, &err) {
+        return Err(err);
+    }
+    t.call_method1(intern!(py, "_fatal_error"), (err.value(py), message))?;
+    Ok(())
+}
+
 /// The transport attributes the native paths read from the instance dict.
 pub(crate) const DICT_NAMES: &[&str] = &[
     "_read_ready_cb",
@@ -125,14 +136,7 @@ impl TransportReader {
         let data = match recv_bytes(py, self.fd, max_size) {
             Ok(None) => return Ok(()), // BlockingIOError / InterruptedError
             Ok(Some(data)) => data.into_bound(py),
-            Err(err) if escapes(py, &err) => return Err(err),
-            Err(err) => {
-                t.call_method1(
-                    intern!(py, "_fatal_error"),
-                    (err.value(py), "Fatal read error on socket transport"),
-                )?;
-                return Ok(());
-            }
+            Err(err) => return fatal_error(t, err, "Fatal read error on socket transport"),
         };
         let empty = data
             .cast::<PyBytes>()
@@ -144,17 +148,7 @@ impl TransportReader {
         let protocol = state.protocol_now(t)?;
         match protocol.call_method1(intern!(py, "data_received"), (data,)) {
             Ok(_) => Ok(()),
-            Err(err) if escapes(py, &err) => Err(err),
-            Err(err) => {
-                t.call_method1(
-                    intern!(py, "_fatal_error"),
-                    (
-                        err.value(py),
-                        "Fatal error: protocol.data_received() call failed.",
-                    ),
-                )?;
-                Ok(())
-            }
+            Err(err) => fatal_error(t, err, "Fatal error: protocol.data_received() call failed."),
         }
     }
 

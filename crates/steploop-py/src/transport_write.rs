@@ -26,8 +26,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice, PyType};
 use pyo3::{ffi, intern};
 
-use crate::py::{escapes, imports};
+use crate::py::imports;
 use crate::sock::{send_bytes, socket_fields};
+use crate::transport::fatal_error;
 use crate::transport_state::TransportState;
 
 /// asyncio's `_SelectorSocketTransport.write` (the function), for every call the native
@@ -132,12 +133,8 @@ fn write_bytes(t: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<Outcom
     let sent = send_bytes(py, fd, payload);
     let sent = match sent {
         Ok(n) => n,
-        Err(err) if escapes(py, &err) => return Err(err),
         Err(err) => {
-            t.call_method1(
-                intern!(py, "_fatal_error"),
-                (err.value(py), "Fatal write error on socket transport"),
-            )?;
+            fatal_error(t, err, "Fatal write error on socket transport")?;
             return Ok(Outcome::Done);
         }
     };
