@@ -167,19 +167,22 @@ fn find_current_slot(py: Python<'_>) -> PyResult<Option<usize>> {
     })
 }
 
+/// The thread state's context field ([`CURRENT_SLOT`]), probed on first use.
+fn current_slot(py: Python<'_>) -> Option<usize> {
+    *CURRENT_SLOT.get_or_init(py, || find_current_slot(py).unwrap_or(None))
+}
+
 /// Whether the current context is read from the thread state on this interpreter (for the
 /// tests: on CPython 3.11 it must be).
 #[pyfunction]
 pub(crate) fn _current_context_known(py: Python<'_>) -> bool {
-    CURRENT_SLOT
-        .get_or_init(py, || find_current_slot(py).unwrap_or(None))
-        .is_some()
+    current_slot(py).is_some()
 }
 
 /// The context current on this thread (borrowed), without copying it; `None` when it has
 /// none yet or the field was not found.
 fn current_context(py: Python<'_>) -> Option<*mut ffi::PyObject> {
-    let slot = (*CURRENT_SLOT.get_or_init(py, || find_current_slot(py).unwrap_or(None)))?;
+    let slot = current_slot(py)?;
     // SAFETY: GIL held; `slot` was found to be the thread state's context field (the same
     // struct for every thread), which holds NULL or a live context the thread state owns.
     let ctx = unsafe {

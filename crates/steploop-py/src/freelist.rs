@@ -116,14 +116,16 @@ pub(crate) fn install(py: Python<'_>) {
 pub(crate) fn trim(py: Python<'_>) {
     let lists = LISTS.get(py);
     for free in &mut lists.free {
-        while free.len() > RETAINED {
-            if let Some(obj) = free.pop() {
-                // SAFETY: GIL held (`py`); a listed object is the memory of a freed instance,
-                // untracked by the collector, from `PyType_GenericAlloc` (see `free`), so
-                // `PyObject_GC_Del` is its inverse. It runs no Python code.
-                unsafe { ffi::PyObject_GC_Del(obj.cast()) };
-            }
+        if free.len() <= RETAINED {
+            continue;
         }
+        for obj in free.drain(RETAINED..) {
+            // SAFETY: GIL held (`py`); a listed object is the memory of a freed instance,
+            // untracked by the collector, from `PyType_GenericAlloc` (see `free`), so
+            // `PyObject_GC_Del` is its inverse. It runs no Python code.
+            unsafe { ffi::PyObject_GC_Del(obj.cast()) };
+        }
+        free.shrink_to(RETAINED);
     }
 }
 
