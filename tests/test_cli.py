@@ -177,6 +177,8 @@ def test_stats_table_at_exit(tmp_path: Path) -> None:
             "max_callback_time",
             "lag_p50",
             "lag_p99",
+            "busy_polls",
+            "busy_poll_hits",
         }
         assert int(rows["callbacks"]) >= n
         assert rows["timers"] == "1"  # the sleep

@@ -31,6 +31,8 @@ STATS_KEYS = {
     "max_callback_time",
     "lag_p50",
     "lag_p99",
+    "busy_polls",
+    "busy_poll_hits",
 }
 
 

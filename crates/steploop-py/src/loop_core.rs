@@ -538,6 +538,25 @@ impl LoopCore {
         self.core.clock().autojump()
     }
 
+    /// Set the busy-poll limit in seconds (`0` never spins); see `Loop.set_busy_poll`.
+    fn _set_busy_poll(&self, limit: f64) -> PyResult<()> {
+        if !(limit >= 0.0 && limit.is_finite()) {
+            return Err(PyValueError::new_err(format!(
+                "limit must be a non-negative number of seconds, got {limit}"
+            )));
+        }
+        // Up to a second (the engine cuts longer limits to one).
+        self.core
+            .reactor()
+            .set_busy_poll(Duration::from_secs_f64(limit.min(1.0)));
+        Ok(())
+    }
+
+    /// The busy-poll limit in seconds.
+    fn _busy_poll(&self) -> f64 {
+        self.core.reactor().busy_poll().as_secs_f64()
+    }
+
     /// Turn the blocking watchdog's bookkeeping on (`threshold` seconds) or off (`None`).
     fn _set_watchdog(&self, threshold: Option<f64>) -> PyResult<()> {
         let t = match threshold {
@@ -999,6 +1018,8 @@ impl LoopCore {
         d.set_item("max_callback_time", s.max_callback_time.as_secs_f64())?;
         d.set_item("lag_p50", s.lag_p50.as_secs_f64())?;
         d.set_item("lag_p99", s.lag_p99.as_secs_f64())?;
+        d.set_item("busy_polls", s.busy_polls)?;
+        d.set_item("busy_poll_hits", s.busy_poll_hits)?;
         Ok(d)
     }
 

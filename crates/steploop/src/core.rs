@@ -1848,7 +1848,9 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
         } else {
             0.0
         };
-        lock(&self.q).stats.snapshot(unaccounted)
+        let mut s = lock(&self.q).stats.snapshot(unaccounted);
+        (s.busy_polls, s.busy_poll_hits) = self.reactor.busy_poll_counts();
+        s
     }
 
     /// Resets the statistics.
@@ -1888,6 +1890,7 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
     pub fn reset_stats(&self) {
         let mut q = lock(&self.q);
         q.stats = StatsState::default();
+        self.reactor.reset_busy_poll_counts();
         if self.clock_stale.load(Ordering::Relaxed) {
             // The busy span before the reset is not the new statistics' business.
             self.last_end

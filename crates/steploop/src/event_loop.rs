@@ -755,6 +755,35 @@ impl EventLoop {
         self.inner.core.reset_stats();
     }
 
+    /// Sets how long a wait that may block first polls without blocking: an adaptive
+    /// window up to `limit`, as KVM's halt polling (see [`BusyPoll`](crate::BusyPoll));
+    /// [`BusyPoll::DEFAULT_LIMIT`](crate::BusyPoll::DEFAULT_LIMIT) unless set, zero turns it
+    /// off. It changes how the loop waits, never what an iteration sees.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = steploop::EventLoop::new().unwrap();
+    /// assert_eq!(lp.busy_poll(), steploop::BusyPoll::DEFAULT_LIMIT);
+    /// lp.set_busy_poll(Duration::ZERO); // block at once, as asyncio does
+    /// lp.call_later(Duration::from_millis(1), || {});
+    /// lp.run_once(None).unwrap();
+    /// assert_eq!(lp.stats().busy_polls, 0);
+    /// ```
+    pub fn set_busy_poll(&self, limit: Duration) {
+        self.inner.core.reactor().set_busy_poll(limit);
+    }
+
+    /// The busy-poll limit (see [`set_busy_poll`](Self::set_busy_poll)).
+    ///
+    /// ```
+    /// let lp = steploop::EventLoop::new().unwrap();
+    /// lp.set_busy_poll(std::time::Duration::from_micros(50));
+    /// assert_eq!(lp.busy_poll().as_micros(), 50);
+    /// ```
+    pub fn busy_poll(&self) -> Duration {
+        self.inner.core.reactor().busy_poll()
+    }
+
     /// An fd (the loop's epoll fd) that turns readable when a watched fd is ready or another
     /// thread scheduled work. Together with [`time_until_next`](Self::time_until_next), it lets
     /// a host loop (GUI toolkit, game loop) drive this loop with `run_once(Some(ZERO))`.

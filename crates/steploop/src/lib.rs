@@ -34,6 +34,7 @@
 //! `asyncio.sleep(d)`.
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod busy_poll;
 mod clock;
 mod core;
 mod error;
@@ -47,6 +48,7 @@ mod sys;
 mod task;
 mod timer;
 
+pub use crate::busy_poll::BusyPoll;
 pub use crate::clock::Clock;
 pub use crate::core::{Callback, Core, Runner, MAX_POLL_TIMEOUT};
 /// The lock a [`Core`] guards its queues with unless told otherwise ([`Core::with_lock`]):

@@ -9,14 +9,15 @@
 use rustc_hash::FxHashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 
+use crate::busy_poll::BusyPoll;
 use crate::sys;
 use crate::{Error, Result};
 
@@ -80,15 +81,74 @@ pub struct Readiness {
 /// ```
 #[derive(Debug)]
 pub struct Reactor {
-    /// Poll and its event buffer. Locked only by the loop thread for the duration of a poll.
-    /// `None` once [`close`](Self::close)d.
-    poll: Mutex<Option<(Poll, Events)>>,
+    /// Poll, its event buffer and the busy-poll window. Locked only by the loop thread for
+    /// the duration of a poll. `None` once [`close`](Self::close)d.
+    poll: Mutex<Option<Poller>>,
+    /// The busy-poll limit in nanoseconds, kept apart so that any thread can read and set it
+    /// without waiting for a poll to end; the window itself lives in [`Poller`].
+    busy_limit: AtomicU64,
+    /// Waits that spun, and those of them whose spinning caught their end.
+    busy_polls: AtomicU64,
+    busy_poll_hits: AtomicU64,
     /// Set by `close`; checked before every use of `epfd` (whose number the OS may reuse).
     closed: AtomicBool,
     /// mio's epoll fd, for level-triggered `epoll_ctl` (thread-safe in the kernel).
     epfd: RawFd,
     /// The waker and its flags, shared with every [`WakeHandle`].
     wake: Arc<WakeState>,
+}
+
+/// What a poll needs, behind the reactor's poll lock.
+#[derive(Debug)]
+struct Poller {
+    poll: Poll,
+    events: Events,
+    busy: BusyPoll,
+}
+
+impl Poller {
+    /// One wait that may block: spins for the busy-poll window with zero-timeout polls,
+    /// then blocks for what is left of `timeout`, and lets the window learn how long the
+    /// wait took. The second value says whether it spun, and if so whether the spinning
+    /// caught the end of the wait.
+    fn wait_blocking(
+        &mut self,
+        timeout: Option<Duration>,
+        limit: Duration,
+    ) -> (io::Result<()>, Option<bool>) {
+        if limit != self.busy.limit() {
+            self.busy.set_limit(limit);
+        }
+        if limit.is_zero() {
+            return (self.poll.poll(&mut self.events, timeout), None);
+        }
+        let start = Instant::now();
+        let spin = self.busy.window().min(timeout.unwrap_or(Duration::MAX));
+        let mut res = Ok(());
+        let mut done = false;
+        if !spin.is_zero() {
+            loop {
+                res = self.poll.poll(&mut self.events, Some(Duration::ZERO));
+                if res.is_err() || !self.events.is_empty() {
+                    done = true;
+                    break;
+                }
+                if start.elapsed() >= spin {
+                    // Spun the whole timeout: the wait is over, as a blocking one would be.
+                    done = timeout.is_some_and(|t| t <= spin);
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        let spun = (!spin.is_zero()).then_some(done);
+        if !done {
+            let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
+            res = self.poll.poll(&mut self.events, left);
+        }
+        self.busy.record(start.elapsed());
+        (res, spun)
+    }
 }
 
 #[derive(Debug)]
@@ -202,7 +262,14 @@ impl Reactor {
         let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
         let epfd = poll.as_raw_fd();
         Ok(Reactor {
-            poll: Mutex::new(Some((poll, Events::with_capacity(256)))),
+            poll: Mutex::new(Some(Poller {
+                poll,
+                events: Events::with_capacity(256),
+                busy: BusyPoll::default(),
+            })),
+            busy_limit: AtomicU64::new(BusyPoll::DEFAULT_LIMIT.as_nanos() as u64),
+            busy_polls: AtomicU64::new(0),
+            busy_poll_hits: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             epfd,
             wake: Arc::new(WakeState {
@@ -285,6 +352,71 @@ impl Reactor {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The longest a wait that may block first polls without blocking (see [`BusyPoll`]);
+    /// [`BusyPoll::DEFAULT_LIMIT`] unless set.
+    ///
+    /// ```
+    /// let reactor = steploop::Reactor::new()?;
+    /// assert_eq!(reactor.busy_poll(), steploop::BusyPoll::DEFAULT_LIMIT);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn busy_poll(&self) -> Duration {
+        Duration::from_nanos(self.busy_limit.load(Ordering::Relaxed))
+    }
+
+    /// Sets the busy-poll limit, from any thread; it applies from the next wait. Zero never
+    /// spins: every wait that may block blocks at once. Limits above a second are cut to a
+    /// second.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let reactor = steploop::Reactor::new()?;
+    /// reactor.set_busy_poll(Duration::ZERO);
+    /// assert!(reactor.busy_poll().is_zero());
+    /// reactor.set_busy_poll(Duration::from_secs(3600));
+    /// assert_eq!(reactor.busy_poll(), Duration::from_secs(1));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn set_busy_poll(&self, limit: Duration) {
+        let limit = limit.min(Duration::from_secs(1));
+        self.busy_limit
+            .store(limit.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// `(waits that spun, waits whose spinning caught an event, a wake-up or the timeout)`
+    /// since the reactor was made or the counts were [reset](Self::reset_busy_poll_counts).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let reactor = steploop::Reactor::new()?;
+    /// for _ in 0..3 {
+    ///     // Waits far longer than the limit: the window never opens, nothing spins.
+    ///     reactor.begin_wait();
+    ///     reactor.wait(Some(Duration::from_millis(2)), &mut Vec::new())?;
+    /// }
+    /// assert_eq!(reactor.busy_poll_counts(), (0, 0));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn busy_poll_counts(&self) -> (u64, u64) {
+        (
+            self.busy_polls.load(Ordering::Relaxed),
+            self.busy_poll_hits.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Sets both [busy-poll counts](Self::busy_poll_counts) back to zero.
+    ///
+    /// ```
+    /// let reactor = steploop::Reactor::new()?;
+    /// reactor.reset_busy_poll_counts();
+    /// assert_eq!(reactor.busy_poll_counts(), (0, 0));
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn reset_busy_poll_counts(&self) {
+        self.busy_polls.store(0, Ordering::Relaxed);
+        self.busy_poll_hits.store(0, Ordering::Relaxed);
     }
 
     /// Sets the interest of `fd` (`read`/`write`), registering it if needed; `(false, false)`
@@ -466,11 +598,24 @@ impl Reactor {
     /// ```
     pub fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Readiness>) -> io::Result<usize> {
         let mut guard = self.poll.lock();
-        let Some((poll, events)) = guard.as_mut() else {
+        let Some(poller) = guard.as_mut() else {
             self.wake.polling.store(false, Ordering::SeqCst);
             return Err(io::Error::other("the reactor is closed"));
         };
-        let res = poll.poll(events, timeout);
+        let res = if timeout == Some(Duration::ZERO) {
+            poller.poll.poll(&mut poller.events, timeout)
+        } else {
+            let limit = Duration::from_nanos(self.busy_limit.load(Ordering::Relaxed));
+            let (res, spun) = poller.wait_blocking(timeout, limit);
+            if let Some(caught) = spun {
+                self.busy_polls.fetch_add(1, Ordering::Relaxed);
+                if caught {
+                    self.busy_poll_hits.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            res
+        };
+        let events = &poller.events;
         self.wake.polling.store(false, Ordering::SeqCst);
         self.wake.woken.store(false, Ordering::SeqCst);
         res?;

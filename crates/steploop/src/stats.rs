@@ -41,6 +41,11 @@ pub struct Stats {
     pub lag_p50: Duration,
     /// 99th percentile of that lag.
     pub lag_p99: Duration,
+    /// Waits that polled without blocking before they blocked (see
+    /// [`BusyPoll`](crate::BusyPoll)).
+    pub busy_polls: u64,
+    /// Those of them that ended while still polling, without blocking.
+    pub busy_poll_hits: u64,
 }
 
 /// Seconds to a `Duration`, saturating: NaN and negative give zero, too large (an infinite
