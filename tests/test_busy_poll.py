@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import math
 import queue
+import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -177,3 +179,38 @@ def test_call_soon_threadsafe_ends_a_spinning_wait(loop: steploop.Loop) -> None:
     finally:
         requests.put(None)
         thread.join()
+
+
+def test_ctrl_c_while_spinning(loop: steploop.Loop) -> None:
+    """SIGINT that arrives while a wait spins is seen before the thread sleeps.
+
+    A signal interrupts a blocking poll, not a spinning one: without the check between the
+    two, this wait would sleep until its 2 s timer with a KeyboardInterrupt pending.
+    """
+    loop.set_busy_poll(1.0)
+
+    async def waits_of_5ms() -> None:  # open the window to ~5 ms
+        for _ in range(11):
+            await asyncio.sleep(0.005)
+
+    loop.run_until_complete(waits_of_5ms())
+    main = threading.get_ident()
+    entering = threading.Event()
+
+    def interrupt() -> None:
+        entering.wait()
+        time.sleep(0.001)  # into the spin (the wait spins ~5 ms before it blocks)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    fired: list[bool] = []
+    timer = loop.call_later(2.0, fired.append, True)
+    try:
+        entering.set()
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_once()
+    finally:
+        thread.join()
+        timer.cancel()
+    assert fired == []

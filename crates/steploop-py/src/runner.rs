@@ -107,6 +107,13 @@ impl steploop::Runner<HandleRef> for PyRunner<'_> {
         res
     }
 
+    fn before_block(&mut self) -> Result<(), Box<PyErr>> {
+        // A signal that arrived while the loop spun (GIL released, no syscall to interrupt)
+        // would otherwise wait for the next event: run Python's handlers now, as an
+        // interrupted poll does.
+        self.py.check_signals().map_err(Box::new)
+    }
+
     fn poll_failed(&mut self, e: io::Error) -> Result<(), Box<PyErr>> {
         if e.kind() == io::ErrorKind::Interrupted {
             // A signal arrived during the poll: run Python's handlers now (SIGINT raises

@@ -379,6 +379,51 @@ pub trait Runner<C> {
     fn has_pending(&mut self) -> bool {
         false
     }
+    /// Called when a wait's busy polling (see [`BusyPoll`](crate::BusyPoll)) found nothing
+    /// and the thread is about to block for the rest of it, outside
+    /// [`blocking`](Self::blocking): the binding runs the handlers of signals that arrived
+    /// while it spun here, since only a blocking poll is interrupted by them. An `Err` ends
+    /// the iteration with no events, as `poll_failed` can. Work it schedules keeps the
+    /// poll from blocking.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use steploop::{Callback, Clock, Core, Runner, TieBreak};
+    /// # #[derive(Clone)]
+    /// # struct Job(&'static str, Rc<Cell<bool>>);
+    /// # impl Callback for Job {
+    /// #     fn is_cancelled(&self) -> bool {
+    /// #         self.1.get()
+    /// #     }
+    /// # }
+    /// # let core: Core<Job> = Core::new(Clock::monotonic(), TieBreak::Fifo)?;
+    /// /// Counts the waits whose spin found nothing.
+    /// struct Sleepy(u32);
+    /// impl Runner<Job> for Sleepy {
+    ///     type Error = std::io::Error;
+    ///     fn run(&mut self, _: &Job) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn poll_failed(&mut self, e: std::io::Error) -> std::io::Result<()> {
+    ///         Err(e)
+    ///     }
+    ///     fn before_block(&mut self) -> std::io::Result<()> {
+    ///         self.0 += 1;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// core.reactor().set_busy_poll(std::time::Duration::from_secs(1));
+    /// let mut r = Sleepy(0);
+    /// for _ in 0..3 {
+    ///     core.run_once(Some(std::time::Duration::from_millis(1)), &mut r)?;
+    /// }
+    /// // The first wait blocked at once; the next two spun 10 and 20 µs, then blocked.
+    /// assert_eq!(r.0, 2);
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    fn before_block(&mut self) -> std::result::Result<(), Self::Error> {
+        Ok(())
+    }
     /// Called right after the poll, before fd events and timers are queued (e.g. to move a
     /// cross-thread queue into the ready queue).
     ///
@@ -2250,8 +2295,27 @@ impl<C: Callback, L: RawMutex> Core<C, L> {
             let reactor = &self.reactor;
             let res = if zero {
                 reactor.wait(wait, &mut events)
-            } else {
+            } else if reactor.spin_window(wait).is_zero() {
                 runner.blocking(|| reactor.wait(wait, &mut events))
+            } else {
+                // Busy polling: spin first; if nothing came, let the runner look around
+                // (signals) before the thread sleeps, then block for the rest of the wait.
+                match runner.blocking(|| reactor.spin(wait, &mut events)) {
+                    Ok(Some(n)) => Ok(n),
+                    Err(e) => Err(e),
+                    Ok(None) => {
+                        if let Err(e) = runner.before_block() {
+                            reactor.cancel_wait();
+                            lock(&self.q).events = events;
+                            return Err(e);
+                        }
+                        if self.ready_len() > 0 || self.is_stopping() || runner.has_pending() {
+                            reactor.wait(Some(Duration::ZERO), &mut events)
+                        } else {
+                            runner.blocking(|| reactor.wait(wait, &mut events))
+                        }
+                    }
+                }
             };
             polled_at = self.time();
             step.poll_time = secs(polled_at - span.step_start);

@@ -104,50 +104,59 @@ struct Poller {
     poll: Poll,
     events: Events,
     busy: BusyPoll,
+    /// When the spin of a wait that is still to block began ([`Reactor::spin`] found
+    /// nothing; [`Reactor::wait`] blocks next).
+    spun_at: Option<Instant>,
 }
 
 impl Poller {
-    /// One wait that may block: spins for the busy-poll window with zero-timeout polls,
-    /// then blocks for what is left of `timeout`, and lets the window learn how long the
-    /// wait took. The second value says whether it spun, and if so whether the spinning
-    /// caught the end of the wait.
-    fn wait_blocking(
-        &mut self,
-        timeout: Option<Duration>,
-        limit: Duration,
-    ) -> (io::Result<()>, Option<bool>) {
+    /// Applies the limit set on the reactor (any thread may have changed it).
+    fn sync_limit(&mut self, limit: Duration) {
         if limit != self.busy.limit() {
             self.busy.set_limit(limit);
         }
-        if limit.is_zero() {
-            return (self.poll.poll(&mut self.events, timeout), None);
-        }
+    }
+
+    /// The first part of a wait that may block: polls with a zero timeout for the busy-poll
+    /// window (or the timeout, if shorter). Returns whether that ended the wait: an event or
+    /// a wake-up came, the poll failed, or the whole timeout went by. If not, `spun_at`
+    /// keeps the wait's start for the blocking part.
+    fn spin(&mut self, timeout: Option<Duration>) -> (io::Result<()>, bool) {
         let start = Instant::now();
         let spin = self.busy.window().min(timeout.unwrap_or(Duration::MAX));
-        let mut res = Ok(());
-        let mut done = false;
-        if !spin.is_zero() {
-            loop {
-                res = self.poll.poll(&mut self.events, Some(Duration::ZERO));
-                if res.is_err() || !self.events.is_empty() {
-                    done = true;
-                    break;
-                }
-                if start.elapsed() >= spin {
-                    // Spun the whole timeout: the wait is over, as a blocking one would be.
-                    done = timeout.is_some_and(|t| t <= spin);
-                    break;
-                }
-                std::hint::spin_loop();
+        loop {
+            let res = self.poll.poll(&mut self.events, Some(Duration::ZERO));
+            if res.is_err() || !self.events.is_empty() {
+                self.busy.record(start.elapsed());
+                return (res, true);
             }
+            if start.elapsed() >= spin {
+                break;
+            }
+            std::hint::spin_loop();
         }
-        let spun = (!spin.is_zero()).then_some(done);
-        if !done {
-            let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
-            res = self.poll.poll(&mut self.events, left);
+        if timeout.is_some_and(|t| t <= spin) {
+            // Spun the whole timeout: the wait is over, as a blocking one would be.
+            self.busy.record(start.elapsed());
+            return (Ok(()), true);
         }
+        self.spun_at = Some(start);
+        (Ok(()), false)
+    }
+
+    /// The rest of a wait that may block: blocks for what is left of `timeout` (counted from
+    /// the start of the spin, if one came first), and lets the window learn how long the
+    /// whole wait took.
+    fn block(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.busy.limit().is_zero() {
+            self.spun_at = None;
+            return self.poll.poll(&mut self.events, timeout);
+        }
+        let start = self.spun_at.take().unwrap_or_else(Instant::now);
+        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        let res = self.poll.poll(&mut self.events, left);
         self.busy.record(start.elapsed());
-        (res, spun)
+        res
     }
 }
 
@@ -266,6 +275,7 @@ impl Reactor {
                 poll,
                 events: Events::with_capacity(256),
                 busy: BusyPoll::default(),
+                spun_at: None,
             })),
             busy_limit: AtomicU64::new(BusyPoll::DEFAULT_LIMIT.as_nanos() as u64),
             busy_polls: AtomicU64::new(0),
@@ -363,7 +373,7 @@ impl Reactor {
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn busy_poll(&self) -> Duration {
-        Duration::from_nanos(self.busy_limit.load(Ordering::Relaxed))
+        self.limit()
     }
 
     /// Sets the busy-poll limit, from any thread; it applies from the next wait. Zero never
@@ -602,20 +612,118 @@ impl Reactor {
             self.wake.polling.store(false, Ordering::SeqCst);
             return Err(io::Error::other("the reactor is closed"));
         };
-        let res = if timeout == Some(Duration::ZERO) {
+        let res = if poller.spun_at.is_some() {
+            // The blocking part of a wait whose spin found nothing.
+            self.busy_polls.fetch_add(1, Ordering::Relaxed);
+            poller.block(timeout)
+        } else if timeout == Some(Duration::ZERO) {
             poller.poll.poll(&mut poller.events, timeout)
         } else {
-            let limit = Duration::from_nanos(self.busy_limit.load(Ordering::Relaxed));
-            let (res, spun) = poller.wait_blocking(timeout, limit);
-            if let Some(caught) = spun {
-                self.busy_polls.fetch_add(1, Ordering::Relaxed);
-                if caught {
-                    self.busy_poll_hits.fetch_add(1, Ordering::Relaxed);
+            poller.sync_limit(self.limit());
+            if poller.busy.window().is_zero() {
+                poller.block(timeout)
+            } else {
+                match poller.spin(timeout) {
+                    (res, true) => {
+                        self.count_spin(true);
+                        res
+                    }
+                    (_, false) => {
+                        self.count_spin(false);
+                        poller.block(timeout)
+                    }
                 }
             }
-            res
         };
-        let events = &poller.events;
+        self.end_wait(res, &poller.events, out)
+    }
+
+    /// Spins for the busy-poll window, as the start of a wait that may block (after
+    /// [`begin_wait`](Self::begin_wait)): `Some(n)` if that ended the wait, as
+    /// [`wait`](Self::wait) would have; `None` if the wait must go on blocking, which the
+    /// next call to `wait` does, for what is left of the same `timeout`.
+    ///
+    /// Between the two, the caller may do what it must before the thread sleeps: the
+    /// Python binding takes the GIL back to run the handlers of signals that arrived while
+    /// the loop was spinning (they interrupt a blocking poll, not a spinning one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let reactor = steploop::Reactor::new()?;
+    /// assert!(reactor.spin_window(None).is_zero()); // nothing learnt yet: no spin
+    /// let mut out = Vec::new();
+    /// reactor.begin_wait();
+    /// assert_eq!(reactor.spin(None, &mut out)?, None); // so it must block
+    /// reactor.wake()?; // (from another thread, in real use)
+    /// assert_eq!(reactor.wait(None, &mut out)?, 0); // woken
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn spin(
+        &self,
+        timeout: Option<Duration>,
+        out: &mut Vec<Readiness>,
+    ) -> io::Result<Option<usize>> {
+        let mut guard = self.poll.lock();
+        let Some(poller) = guard.as_mut() else {
+            self.wake.polling.store(false, Ordering::SeqCst);
+            return Err(io::Error::other("the reactor is closed"));
+        };
+        poller.sync_limit(self.limit());
+        if poller.busy.window().is_zero() || timeout == Some(Duration::ZERO) {
+            return Ok(None);
+        }
+        match poller.spin(timeout) {
+            (res, true) => {
+                self.count_spin(true);
+                self.end_wait(res, &poller.events, out).map(Some)
+            }
+            // Counted when `wait` blocks.
+            (_, false) => Ok(None),
+        }
+    }
+
+    /// How long a wait with `timeout` would spin now: zero if it would block at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let reactor = steploop::Reactor::new()?;
+    /// reactor.set_busy_poll(Duration::from_secs(1));
+    /// for _ in 0..2 {
+    ///     reactor.begin_wait();
+    ///     reactor.wait(Some(Duration::from_millis(1)), &mut Vec::new())?; // short waits
+    /// }
+    /// assert_eq!(reactor.spin_window(None), Duration::from_micros(20));
+    /// assert_eq!(reactor.spin_window(Some(Duration::from_micros(5))).as_micros(), 5);
+    /// assert!(reactor.spin_window(Some(Duration::ZERO)).is_zero());
+    /// # Ok::<(), steploop::Error>(())
+    /// ```
+    pub fn spin_window(&self, timeout: Option<Duration>) -> Duration {
+        let mut guard = self.poll.lock();
+        let Some(poller) = guard.as_mut() else {
+            return Duration::ZERO;
+        };
+        poller.sync_limit(self.limit());
+        poller.busy.window().min(timeout.unwrap_or(Duration::MAX))
+    }
+
+    fn limit(&self) -> Duration {
+        Duration::from_nanos(self.busy_limit.load(Ordering::Relaxed))
+    }
+
+    fn count_spin(&self, caught: bool) {
+        self.busy_polls.fetch_add(1, Ordering::Relaxed);
+        if caught {
+            self.busy_poll_hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The end of every wait: clears the wake-up flags and appends the fd readiness.
+    fn end_wait(
+        &self,
+        res: io::Result<()>,
+        events: &Events,
+        out: &mut Vec<Readiness>,
+    ) -> io::Result<usize> {
         self.wake.polling.store(false, Ordering::SeqCst);
         self.wake.woken.store(false, Ordering::SeqCst);
         res?;
@@ -653,6 +761,10 @@ impl Reactor {
     /// ```
     pub fn cancel_wait(&self) {
         self.wake.polling.store(false, Ordering::SeqCst);
+        // A wait given up between its spin and its blocking part.
+        if let Some(poller) = self.poll.lock().as_mut() {
+            poller.spun_at = None;
+        }
     }
 
     /// Wakes the loop if it is blocked in (or about to enter) a poll. Cheap when it is not.
