@@ -25,7 +25,9 @@
 //! descriptors are registered level-triggered, like asyncio's `EpollSelector`. Timers live in a
 //! binary heap ordered like Python's `heapq`; cancellation is lazy. Other threads reach the
 //! loop through a [`Remote`], which queues under a short lock and writes the eventfd only when
-//! the loop is blocked in the poll. No other thread is started.
+//! the loop is blocked in the poll. No other thread is started. A wait that may block first
+//! polls without blocking for an adaptive window ([`BusyPoll`]), so that a fast
+//! request/response exchange does not pay for a sleep and a wake-up per message.
 //!
 //! Futures run as tasks ([`EventLoop::spawn`], [`EventLoop::block_on`]): a task is one `Rc`
 //! holding its future and is itself the callback the ready queue holds. Its `Waker` is
