@@ -1,43 +1,44 @@
-//! Busy polling: how long a wait that may block first polls without blocking.
-//!
-//! A thread that blocks in `epoll_wait` is put to sleep, and when an event comes it has to be
-//! woken and scheduled again. On a virtual machine a CPU with nothing to run halts, and waking
-//! it goes through the hypervisor: on the 2-core VM the benchmarks run on, that sleep and
-//! wake-up is most of the round trip of a request/response exchange over loopback (an echo
-//! with one connection: 52% of the server's time was `finish_task_switch` and the wake-up).
-//! Polling with a zero timeout for a few microseconds before blocking catches the next event
-//! while the thread is still running.
-//!
-//! Spinning only pays when the next event is near, so the window adapts as KVM's halt
-//! polling does (`grow_halt_poll_ns`/`shrink_halt_poll_ns` in `virt/kvm/kvm_main.c`):
-//! - a wait that ended within the window: the window stays;
-//! - a wait that ended after the window but within the limit: spinning longer would have
-//!   caught it, so the window doubles (from [`BusyPoll::GROW_START`]), up to the limit;
-//! - a wait longer than the limit: the window halves, and drops to zero below `GROW_START`.
-//!
-//! So a loop whose waits are long (an idle server, timers milliseconds apart) never spins,
-//! and a loop in a fast request/response exchange spins at most `limit` per wait.
-//!
-//! ```
-//! use std::time::Duration;
-//! use steploop::BusyPoll;
-//! let us = Duration::from_micros;
-//! let mut busy = BusyPoll::new(us(100));
-//! assert_eq!(busy.window(), Duration::ZERO); // nothing learnt yet: block at once
-//! busy.record(us(30)); // the event came 30 µs into a blocking wait
-//! assert_eq!(busy.window(), us(10));
-//! busy.record(us(30)); // spun 10 µs, then blocked: spin longer
-//! busy.record(us(30));
-//! assert_eq!(busy.window(), us(40));
-//! busy.record(us(30)); // caught while spinning: keep the window
-//! assert_eq!(busy.window(), us(40));
-//! busy.record(Duration::from_millis(5)); // a long wait: spin less
-//! assert_eq!(busy.window(), us(20));
-//! ```
+//! Busy polling: how long a wait that may block first polls without blocking ([`BusyPoll`]).
 
 use std::time::Duration;
 
-/// The adaptive busy-poll window of one reactor. See the [module docs](self).
+/// The adaptive busy-poll window of one reactor: how long a wait that may block first polls
+/// without blocking.
+///
+/// A thread that blocks in `epoll_wait` is put to sleep, and when an event comes it has to be
+/// woken and scheduled again. On a virtual machine a CPU with nothing to run halts, and waking
+/// it goes through the hypervisor: on the 2-core VM the benchmarks run on, that sleep and
+/// wake-up is most of the round trip of a request/response exchange over loopback (an echo
+/// with one connection: 52% of the server's time was `finish_task_switch` and the wake-up).
+/// Polling with a zero timeout for a few microseconds before blocking catches the next event
+/// while the thread is still running.
+///
+/// Spinning only pays when the next event is near, so the window adapts as KVM's halt
+/// polling does (`grow_halt_poll_ns`/`shrink_halt_poll_ns` in `virt/kvm/kvm_main.c`):
+/// - a wait that ended within the window: the window stays;
+/// - a wait that ended after the window but within the limit: spinning longer would have
+///   caught it, so the window doubles (from [`BusyPoll::GROW_START`]), up to the limit;
+/// - a wait longer than the limit: the window halves, and drops to zero below `GROW_START`.
+///
+/// So a loop whose waits are long (an idle server, timers milliseconds apart) never spins,
+/// and a loop in a fast request/response exchange spins at most `limit` per wait.
+///
+/// ```
+/// use std::time::Duration;
+/// use steploop::BusyPoll;
+/// let us = Duration::from_micros;
+/// let mut busy = BusyPoll::new(us(100));
+/// assert_eq!(busy.window(), Duration::ZERO); // nothing learnt yet: block at once
+/// busy.record(us(30)); // the event came 30 µs into a blocking wait
+/// assert_eq!(busy.window(), us(10));
+/// busy.record(us(30)); // spun 10 µs, then blocked: spin longer
+/// busy.record(us(30));
+/// assert_eq!(busy.window(), us(40));
+/// busy.record(us(30)); // caught while spinning: keep the window
+/// assert_eq!(busy.window(), us(40));
+/// busy.record(Duration::from_millis(5)); // a long wait: spin less
+/// assert_eq!(busy.window(), us(20));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BusyPoll {
     limit: Duration,
