@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:28} {lp:9} {row[lp]:>8} instructions per op", file=sys.stderr)
         result["instructions"][name] = row
     os.environ.setdefault("BENCH_CLIENT_TIMEOUT", "300")  # the server runs under callgrind
+    # steploop's busy polling off: how long its waits spin depends on timing, which callgrind
+    # stretches ~50x for the server only; these rows count the code each message runs.
+    os.environ["STEPLOOP_BUSY_POLL_US"] = "0"
     for name, (mode, what) in ECHO_MODES.items():
         if not wanted.search(name):
             continue

@@ -70,8 +70,11 @@ cargo bench -p steploop --bench engine    # Rust tier: the engine vs tokio (crit
   repeats; the client times the round trips after its own warm-up. On a 2-core machine the
   client processes compete with the server for CPU and every round trip costs two process
   wake-ups, so the echo rows are bound by the client and the scheduler as much as by the
-  server: they show that a loop's networking works and is not slow, but they separate fast
-  loops poorly (all four land near the same figure for small messages).
+  server. With 10 connections they separate fast loops poorly (the client processes take
+  most of the CPU). With one connection each round trip is two wake-ups, and a loop that
+  sleeps in `epoll_wait` between messages pays for them: steploop's busy polling
+  (`loop.set_busy_poll`, on by default) polls for up to 100 µs before it sleeps, which is
+  where its `_c1` rows come from.
 - The uvicorn rows run a real server: `uvicorn asgi_app:app --workers 1 --loop LOOP
   --http httptools --lifespan off --no-access-log --log-level warning` (the app,
   `benches/asgi_app.py`, answers every request with 200 and `hello`), with `--loop asyncio`,
@@ -333,7 +336,8 @@ def profile(path: str) -> list[str]:
             "(exact and repeatable, unlike time on a shared machine; the kernel's side of a "
             "syscall is not counted), and syscalls per `stop(); run_forever()` entry from "
             "`strace -c` of 1000 entries. The echo rows count the server's process only: its "
-            "client runs natively in another process."
+            "client runs natively in another process; steploop's busy polling is off there "
+            "(its spinning depends on timing, which callgrind stretches ~50x)."
         ),
         "",
         "| operation | " + " | ".join(loops) + " |",

@@ -244,8 +244,9 @@ class Loop(_steploop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[m
         to nothing when waits last longer than ``limit``. An idle loop does not spin; one
         serving a fast request/response exchange spins at most ``limit`` per wait.
 
-        The default is 100 µs, or ``STEPLOOP_BUSY_POLL_US`` (microseconds) when a loop is
-        created with it in the environment. ``0`` turns busy polling off: every wait that
+        The default is 100 µs (0 where the process can use one CPU only: what the loop
+        waits for could not run while it spins), or ``STEPLOOP_BUSY_POLL_US``
+        (microseconds) when a loop is created with it in the environment. ``0`` turns busy polling off: every wait that
         may block blocks at once, as on asyncio. Spinning never changes what an iteration
         sees, only how the loop waits for it; the GIL is released while it spins.
         """

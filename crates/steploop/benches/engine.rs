@@ -248,23 +248,31 @@ fn completer() -> mpsc::Sender<Arc<Mutex<Slot>>> {
     tx
 }
 
-/// Round trip: the loop hands a slot to another thread and sleeps in its poll until that
-/// thread's waker wakes it.
+/// Round trip: the loop hands a slot to another thread and waits in its poll until that
+/// thread's waker wakes it: with busy polling (the default; the wait spins first, see
+/// `BusyPoll`) and without it (the wait sleeps, as tokio's does).
 fn cross_thread(c: &mut Criterion) {
     let mut g = c.benchmark_group("cross_thread_wake");
     let lp = new_loop();
     let tx = completer();
-    g.bench_function("steploop", |b| {
-        b.iter(|| {
-            let slot = Arc::new(Mutex::new(Slot::default()));
-            let tx = tx.clone();
-            lp.block_on(async move {
-                let _ = tx.send(slot.clone());
-                wait_slot(slot).await
+    for (name, limit) in [
+        ("steploop", steploop::BusyPoll::DEFAULT_LIMIT),
+        ("steploop/no_busy_poll", Duration::ZERO),
+    ] {
+        lp.set_busy_poll(limit);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let slot = Arc::new(Mutex::new(Slot::default()));
+                let tx = tx.clone();
+                lp.block_on(async move {
+                    let _ = tx.send(slot.clone());
+                    wait_slot(slot).await
+                })
+                .expect("block_on")
             })
-            .expect("block_on")
-        })
-    });
+        });
+    }
+    lp.set_busy_poll(steploop::BusyPoll::DEFAULT_LIMIT);
     let remote = lp.remote();
     g.bench_function("steploop/call_soon_threadsafe", |b| {
         let (req_tx, req_rx) = mpsc::channel::<()>();

@@ -1,5 +1,6 @@
 //! Busy polling: how long a wait that may block first polls without blocking ([`BusyPoll`]).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The adaptive busy-poll window of one reactor: how long a wait that may block first polls
@@ -54,6 +55,25 @@ impl BusyPoll {
     /// ```
     pub const DEFAULT_LIMIT: Duration = Duration::from_micros(100);
 
+    /// The limit of a new reactor: [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT), or zero when this
+    /// process can run on one CPU only (`available_parallelism`, which counts the CPU
+    /// affinity mask and cgroup quotas): there, whatever the loop waits for cannot run while
+    /// it spins, as Go's runtime also reasons before it spins. Worked out once per process.
+    ///
+    /// ```
+    /// use steploop::BusyPoll;
+    /// let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// let expected = if cpus > 1 { BusyPoll::DEFAULT_LIMIT } else { std::time::Duration::ZERO };
+    /// assert_eq!(BusyPoll::default_limit(), expected);
+    /// ```
+    pub fn default_limit() -> Duration {
+        static LIMIT: OnceLock<Duration> = OnceLock::new();
+        *LIMIT.get_or_init(|| match std::thread::available_parallelism() {
+            Ok(n) if n.get() > 1 => Self::DEFAULT_LIMIT,
+            _ => Duration::ZERO,
+        })
+    }
+
     /// The first window after a short blocking wait, and the smallest window kept.
     ///
     /// ```
@@ -78,7 +98,7 @@ impl BusyPoll {
     ///
     /// ```
     /// let busy = steploop::BusyPoll::default();
-    /// assert_eq!(busy.limit(), steploop::BusyPoll::DEFAULT_LIMIT);
+    /// assert_eq!(busy.limit(), steploop::BusyPoll::default_limit());
     /// ```
     pub fn limit(&self) -> Duration {
         self.limit
@@ -139,8 +159,8 @@ impl BusyPoll {
 }
 
 impl Default for BusyPoll {
-    /// [`BusyPoll::DEFAULT_LIMIT`], window closed.
+    /// [`BusyPoll::default_limit`], window closed.
     fn default() -> Self {
-        Self::new(Self::DEFAULT_LIMIT)
+        Self::new(Self::default_limit())
     }
 }

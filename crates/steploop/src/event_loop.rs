@@ -757,13 +757,13 @@ impl EventLoop {
 
     /// Sets how long a wait that may block first polls without blocking: an adaptive
     /// window up to `limit`, as KVM's halt polling (see [`BusyPoll`](crate::BusyPoll));
-    /// [`BusyPoll::DEFAULT_LIMIT`](crate::BusyPoll::DEFAULT_LIMIT) unless set, zero turns it
+    /// [`BusyPoll::default_limit`](crate::BusyPoll::default_limit) unless set, zero turns it
     /// off. It changes how the loop waits, never what an iteration sees.
     ///
     /// ```
     /// use std::time::Duration;
     /// let lp = steploop::EventLoop::new().unwrap();
-    /// assert_eq!(lp.busy_poll(), steploop::BusyPoll::DEFAULT_LIMIT);
+    /// assert_eq!(lp.busy_poll(), steploop::BusyPoll::default_limit());
     /// lp.set_busy_poll(Duration::ZERO); // block at once, as asyncio does
     /// lp.call_later(Duration::from_millis(1), || {});
     /// lp.run_once(None).unwrap();

@@ -277,7 +277,7 @@ impl Reactor {
                 busy: BusyPoll::default(),
                 spun_at: None,
             })),
-            busy_limit: AtomicU64::new(BusyPoll::DEFAULT_LIMIT.as_nanos() as u64),
+            busy_limit: AtomicU64::new(BusyPoll::default_limit().as_nanos() as u64),
             busy_polls: AtomicU64::new(0),
             busy_poll_hits: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -365,11 +365,11 @@ impl Reactor {
     }
 
     /// The longest a wait that may block first polls without blocking (see [`BusyPoll`]);
-    /// [`BusyPoll::DEFAULT_LIMIT`] unless set.
+    /// [`BusyPoll::default_limit`] unless set.
     ///
     /// ```
     /// let reactor = steploop::Reactor::new()?;
-    /// assert_eq!(reactor.busy_poll(), steploop::BusyPoll::DEFAULT_LIMIT);
+    /// assert_eq!(reactor.busy_poll(), steploop::BusyPoll::default_limit());
     /// # Ok::<(), steploop::Error>(())
     /// ```
     pub fn busy_poll(&self) -> Duration {
