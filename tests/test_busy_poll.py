@@ -33,15 +33,20 @@ def loop() -> Iterator[steploop.Loop]:
     loop.close()
 
 
-def train(loop: steploop.Loop, waits: int = 12) -> None:
+def sleeps(loop: steploop.Loop, count: int, seconds: float) -> None:
+    """Run ``count`` waits of ``seconds`` each (one blocking wait per sleep)."""
+
+    async def main() -> None:
+        for _ in range(count):
+            await asyncio.sleep(seconds)
+
+    loop.run_until_complete(main())
+
+
+def train(loop: steploop.Loop) -> None:
     """Open the window: with a one-second limit, every 1 ms wait is a short one."""
     loop.set_busy_poll(1.0)
-
-    async def short_waits() -> None:
-        for _ in range(waits):
-            await asyncio.sleep(0.001)
-
-    loop.run_until_complete(short_waits())
+    sleeps(loop, 12, 0.001)
 
 
 def test_default_and_setting(loop: steploop.Loop) -> None:
@@ -99,22 +104,13 @@ def test_short_waits_open_the_window(loop: steploop.Loop) -> None:
 
 
 def test_long_waits_never_spin(loop: steploop.Loop) -> None:
-    async def long_waits() -> None:
-        for _ in range(3):
-            await asyncio.sleep(0.005)
-
-    loop.run_until_complete(long_waits())
+    sleeps(loop, 3, 0.005)  # the default limit is 100 µs (0 on one CPU)
     assert loop.stats()["busy_polls"] == 0
 
 
 def test_off_never_spins(loop: steploop.Loop) -> None:
     loop.set_busy_poll(0)
-
-    async def short_waits() -> None:
-        for _ in range(5):
-            await asyncio.sleep(0.001)
-
-    loop.run_until_complete(short_waits())
+    sleeps(loop, 5, 0.001)
     assert loop.stats()["busy_polls"] == 0
 
 
@@ -195,12 +191,7 @@ def test_ctrl_c_while_spinning(loop: steploop.Loop) -> None:
     two, this wait would sleep until its 2 s timer with a KeyboardInterrupt pending.
     """
     loop.set_busy_poll(1.0)
-
-    async def waits_of_5ms() -> None:  # open the window to ~5 ms
-        for _ in range(11):
-            await asyncio.sleep(0.005)
-
-    loop.run_until_complete(waits_of_5ms())
+    sleeps(loop, 11, 0.005)  # opens the window to 5.12 ms
     main = threading.get_ident()
     entering = threading.Event()
 
