@@ -61,6 +61,8 @@ def test_default_and_setting(loop: steploop.Loop) -> None:
     assert loop.get_busy_poll() == pytest.approx(50e-6)
     loop.set_busy_poll(3600)  # at most a second
     assert loop.get_busy_poll() == 1.0
+    loop.set_busy_poll(1e300)  # no overflow on the way
+    assert loop.get_busy_poll() == 1.0
 
 
 @pytest.mark.parametrize("bad", [-1e-6, math.nan, math.inf])

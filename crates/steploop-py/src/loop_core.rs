@@ -545,7 +545,8 @@ impl LoopCore {
                 "limit must be a non-negative number of seconds, got {limit}"
             )));
         }
-        // Up to a second (the engine cuts longer limits to one).
+        // The engine cuts limits to a second anyway; cutting first keeps a huge float from
+        // overflowing `Duration::from_secs_f64` (which panics).
         self.core
             .reactor()
             .set_busy_poll(Duration::from_secs_f64(limit.min(1.0)));
