@@ -218,3 +218,11 @@ def test_ctrl_c_while_spinning(loop: steploop.Loop) -> None:
         thread.join()
         timer.cancel()
     assert fired == []
+    # The interrupted wait was given up cleanly: the loop waits, spins and wakes as before.
+    waker = threading.Timer(0.01, loop.call_soon_threadsafe, (fired.append, False))
+    waker.start()
+    report = loop.run_once()
+    waker.join()
+    assert (report.callbacks, fired) == (1, [False])
+    sleeps(loop, 3, 0.005)
+    assert loop.stats()["busy_polls"] > 0
