@@ -612,28 +612,16 @@ impl Reactor {
             self.wake.polling.store(false, Ordering::SeqCst);
             return Err(io::Error::other("the reactor is closed"));
         };
-        let res = if poller.spun_at.is_some() {
+        let res = match poller.spun_at {
             // The blocking part of a wait whose spin found nothing.
-            self.busy_polls.fetch_add(1, Ordering::Relaxed);
-            poller.block(timeout)
-        } else if timeout == Some(Duration::ZERO) {
-            poller.poll.poll(&mut poller.events, timeout)
-        } else {
-            poller.sync_limit(self.limit());
-            if poller.busy.window().is_zero() {
-                poller.block(timeout)
-            } else {
-                match poller.spin(timeout) {
-                    (res, true) => {
-                        self.count_spin(true);
-                        res
-                    }
-                    (_, false) => {
-                        self.count_spin(false);
-                        poller.block(timeout)
-                    }
-                }
+            Some(_) => poller.block(timeout),
+            None if timeout == Some(Duration::ZERO) => {
+                poller.poll.poll(&mut poller.events, timeout)
             }
+            None => match self.spin_phase(poller, timeout) {
+                Some(res) => res,
+                None => poller.block(timeout),
+            },
         };
         self.end_wait(res, &poller.events, out)
     }
@@ -668,17 +656,28 @@ impl Reactor {
             self.wake.polling.store(false, Ordering::SeqCst);
             return Err(io::Error::other("the reactor is closed"));
         };
+        match self.spin_phase(poller, timeout) {
+            Some(res) => self.end_wait(res, &poller.events, out).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The spin of a wait, shared by [`wait`](Self::wait) and [`spin`](Self::spin):
+    /// `Some` with the poll's result if it ended the wait; `None` if the wait must block
+    /// (the window is closed, the timeout is zero, or the spin found nothing, which
+    /// `poller.spun_at` then says). Counts the spin.
+    fn spin_phase(&self, poller: &mut Poller, timeout: Option<Duration>) -> Option<io::Result<()>> {
         poller.sync_limit(self.limit());
         if poller.busy.window().is_zero() || timeout == Some(Duration::ZERO) {
-            return Ok(None);
+            return None;
         }
-        match poller.spin(timeout) {
-            (res, true) => {
-                self.count_spin(true);
-                self.end_wait(res, &poller.events, out).map(Some)
-            }
-            // Counted when `wait` blocks.
-            (_, false) => Ok(None),
+        let (res, caught) = poller.spin(timeout);
+        self.busy_polls.fetch_add(1, Ordering::Relaxed);
+        if caught {
+            self.busy_poll_hits.fetch_add(1, Ordering::Relaxed);
+            Some(res)
+        } else {
+            None
         }
     }
 
@@ -708,13 +707,6 @@ impl Reactor {
 
     fn limit(&self) -> Duration {
         Duration::from_nanos(self.busy_limit.load(Ordering::Relaxed))
-    }
-
-    fn count_spin(&self, caught: bool) {
-        self.busy_polls.fetch_add(1, Ordering::Relaxed);
-        if caught {
-            self.busy_poll_hits.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     /// The end of every wait: clears the wake-up flags and appends the fd readiness.
