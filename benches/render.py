@@ -70,11 +70,14 @@ cargo bench -p steploop --bench engine    # Rust tier: the engine vs tokio (crit
   repeats; the client times the round trips after its own warm-up. On a 2-core machine the
   client processes compete with the server for CPU and every round trip costs two process
   wake-ups, so the echo rows are bound by the client and the scheduler as much as by the
-  server. With 10 connections they separate fast loops poorly (the client processes take
-  most of the CPU). With one connection each round trip is two wake-ups, and a loop that
-  sleeps in `epoll_wait` between messages pays for them: steploop's busy polling
-  (`loop.set_busy_poll`, on by default) polls for up to 100 µs before it sleeps, which is
-  where its `_c1` rows come from.
+  server. With 10 connections they separate fast loops poorly: the client processes take
+  most of the CPU, and most of the server's own CPU time is the kernel's (one `recv` and
+  one `send` per message, each a trip through the loopback TCP stack that also wakes the
+  other side); the server CPU table gives the user-space part in brackets. With one
+  connection each round trip is two wake-ups, and a loop that sleeps in `epoll_wait`
+  between messages pays for them: steploop's busy polling (`loop.set_busy_poll`, on by
+  default) polls for up to 100 µs before it sleeps, which is where its `_c1` rows come
+  from.
 - The uvicorn rows run a real server: `uvicorn asgi_app:app --workers 1 --loop LOOP
   --http httptools --lifespan off --no-access-log --log-level warning` (the app,
   `benches/asgi_app.py`, answers every request with 200 and `hello`), with `--loop asyncio`,
