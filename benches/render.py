@@ -218,12 +218,11 @@ def server_cpu(data: dict[str, Any]) -> list[str]:
         "",
         (
             "User + system CPU time of the process running the loop under test, per message "
-            "it echoed (warm-up included; median of the samples), in µs; lower is better. In "
-            "brackets, the user-space part: the loop's own code, the protocol's and CPython's. "
-            "The rest is the kernel's: the socket calls, the TCP stack, waking the clients. "
-            "With ten connections the rates "
-            "above are bound by the client processes, which share the machine's cores, and "
-            "by that kernel work; this table is what the loop itself costs."
+            "it echoed (warm-up included; median of the samples), in µs; lower is better. "
+            "The rates above are bound by the client processes, which share the machine's "
+            "cores (and, with one connection, by the kernel's wake-up latency: every loop, "
+            "asyncio included, lands within the spread); this column is what the loop "
+            "itself costs."
         ),
         "",
         "| workload | " + " | ".join(loops) + " | steploop vs best of uvloop/rloop |",
@@ -232,9 +231,8 @@ def server_cpu(data: dict[str, Any]) -> list[str]:
     for name in names:
         cells = []
         for lp in loops:
-            row = rows.get((name, lp), {})
-            cpu, user = row.get("cpu_us_per_msg"), row.get("user_us_per_msg")
-            cells.append((f"{cpu:.1f}" + (f" ({user:.1f})" if user else "")) if cpu else "-")
+            cpu = rows.get((name, lp), {}).get("cpu_us_per_msg")
+            cells.append(f"{cpu:.1f}" if cpu else "-")
         mine = rows.get((name, "steploop"), {}).get("cpu_us_per_msg")
         others = [rows.get((name, lp), {}).get("cpu_us_per_msg") for lp in ("uvloop", "rloop")]
         others = [o for o in others if o]

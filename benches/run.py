@@ -199,8 +199,6 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         row["max"] = max(rates) if rates else None
         cpu = row.get("cpu_samples") or []
         row["cpu_us_per_msg"] = statistics.median(cpu) if cpu else None
-        user = row.get("user_samples") or []
-        row["user_us_per_msg"] = statistics.median(user) if user else None
         if row["status"] in ("not installed", "skipped"):
             continue
         if row["errors"]:
@@ -352,8 +350,6 @@ def main(argv: list[str] | None = None) -> int:
                     row["variant"] = data.get("variant", "")
                     if "cpu_us_per_msg" in data:
                         row.setdefault("cpu_samples", []).append(data["cpu_us_per_msg"])
-                    if "user_us_per_msg" in data:
-                        row.setdefault("user_samples", []).append(data["user_us_per_msg"])
                     progress.append(f"{loop} {fmt_rate(data['ops_per_sec'])}")
                 else:
                     row["samples"].append(None)

@@ -467,16 +467,11 @@ async def _echo_server(mode: str, failed: asyncio.Future[None]) -> tuple[int, Ca
 #: workload, warm-up included: what the loop costs, whatever the client processes cost
 #: (they share the machine's cores and bound the round-trip rate). Reported by ``main``.
 last_server_cpu_per_msg: float | None = None
-#: The user-space part of it: the loop's own code, the protocol's and CPython's. The rest is
-#: the kernel's (the socket calls, the TCP stack, waking the clients), which every loop
-#: pays alike for the same syscalls.
-last_server_user_per_msg: float | None = None
 
 
-def _cpu_seconds() -> tuple[float, float]:
-    """(user, user + system) CPU seconds of this process so far."""
+def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime, usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime
 
 
 def _echo(new_loop: LoopFactory, n: int, mode: str, msize: int, conc: int) -> Result:
@@ -485,9 +480,9 @@ def _echo(new_loop: LoopFactory, n: int, mode: str, msize: int, conc: int) -> Re
     The client is another process (benches/echo_client.py: blocking sockets, ``conc``
     connections, one process each); it warms up, then times ``n`` round trips in all.
     """
-    global last_server_cpu_per_msg, last_server_user_per_msg
+    global last_server_cpu_per_msg
     warmup = max(2, n // conc // 10)
-    user0, cpu0 = _cpu_seconds()
+    cpu0 = _cpu_seconds()
 
     async def main() -> tuple[int, float]:
         loop = asyncio.get_running_loop()
@@ -537,10 +532,7 @@ def _echo(new_loop: LoopFactory, n: int, mode: str, msize: int, conc: int) -> Re
             await asyncio.sleep(0)
 
     ops, seconds = _run(new_loop, main())
-    user1, cpu1 = _cpu_seconds()
-    msgs = ops + warmup * conc
-    last_server_cpu_per_msg = (cpu1 - cpu0) / msgs
-    last_server_user_per_msg = (user1 - user0) / msgs
+    last_server_cpu_per_msg = (_cpu_seconds() - cpu0) / (ops + warmup * conc)
     return ops, seconds, ""
 
 
@@ -818,8 +810,6 @@ def main(argv: list[str]) -> int:
     result.update(ops=ops, seconds=seconds, ops_per_sec=ops / seconds, variant=variant)
     if last_server_cpu_per_msg is not None:
         result["cpu_us_per_msg"] = last_server_cpu_per_msg * 1e6
-    if last_server_user_per_msg is not None:
-        result["user_us_per_msg"] = last_server_user_per_msg * 1e6
     _emit(result)
     return 0
 
