@@ -73,10 +73,10 @@ cargo bench -p steploop --bench engine    # Rust tier: the engine vs tokio (crit
   server. With 10 connections they separate fast loops poorly: the client processes take
   most of the CPU, and most of the server's own CPU time is the kernel's (one `recv` and
   one `send` per message, each a trip through the loopback TCP stack that also wakes the
-  other side), the same for every loop that makes the same calls. With one connection each round
-  trip is two wake-ups, and a loop that sleeps in `epoll_wait` between messages pays for
-  them: steploop's busy polling (`loop.set_busy_poll`, on by default) polls for up to
-  100 µs before it sleeps, which is where its `_c1` rows come from.
+  other side), the same for every loop that makes the same calls. With one connection
+  each round trip is two wake-ups, and a loop that sleeps in `epoll_wait` between
+  messages pays for them: steploop's busy polling (`loop.set_busy_poll`, on by default)
+  polls for up to 100 µs before it sleeps, which is where its `_c1` rows come from.
 - The uvicorn rows run a real server: `uvicorn asgi_app:app --workers 1 --loop LOOP
   --http httptools --lifespan off --no-access-log --log-level warning` (the app,
   `benches/asgi_app.py`, answers every request with 200 and `hello`), with `--loop asyncio`,
