@@ -248,6 +248,17 @@ fn completer() -> mpsc::Sender<Arc<Mutex<Slot>>> {
     tx
 }
 
+/// One round trip through the [`completer`] behind `tx`: hand it a fresh slot from inside
+/// the runtime, then wait until it wakes us.
+fn round_trip(tx: &mpsc::Sender<Arc<Mutex<Slot>>>) -> impl Future<Output = ()> {
+    let slot = Arc::new(Mutex::new(Slot::default()));
+    let tx = tx.clone();
+    async move {
+        let _ = tx.send(slot.clone());
+        wait_slot(slot).await
+    }
+}
+
 /// Round trip: the loop hands a slot to another thread and waits in its poll until that
 /// thread's waker wakes it: with busy polling (the default; the wait spins first, see
 /// `BusyPoll`) and without it (the wait sleeps, as tokio's does).
@@ -261,15 +272,7 @@ fn cross_thread(c: &mut Criterion) {
     ] {
         lp.set_busy_poll(limit);
         g.bench_function(name, |b| {
-            b.iter(|| {
-                let slot = Arc::new(Mutex::new(Slot::default()));
-                let tx = tx.clone();
-                lp.block_on(async move {
-                    let _ = tx.send(slot.clone());
-                    wait_slot(slot).await
-                })
-                .expect("block_on")
-            })
+            b.iter(|| lp.block_on(round_trip(&tx)).expect("block_on"))
         });
     }
     lp.set_busy_poll(steploop::BusyPoll::DEFAULT_LIMIT);
@@ -291,16 +294,7 @@ fn cross_thread(c: &mut Criterion) {
     });
     let rt = tokio_rt();
     let tx = completer();
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let slot = Arc::new(Mutex::new(Slot::default()));
-            let tx = tx.clone();
-            rt.block_on(async move {
-                let _ = tx.send(slot.clone());
-                wait_slot(slot).await
-            })
-        })
-    });
+    g.bench_function("tokio", |b| b.iter(|| rt.block_on(round_trip(&tx))));
     g.finish();
 }
 
